@@ -1,0 +1,640 @@
+package wal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/protobuf/proto"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+)
+
+var (
+	bucketRecords = []byte("records")
+	bucketCursors = []byte("cursors")
+	bucketClients = []byte("clients")
+	bucketMeta    = []byte("meta")
+
+	keyFormat   = []byte("format")
+	keyLastStep = []byte("last_step")
+)
+
+const formatVersion = "1"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Options configure Open. The zero value is a working default.
+type Options struct {
+	// ReadOnly opens an existing log with a shared lock; Append and SetCursor
+	// fail. The log must exist.
+	ReadOnly bool
+	// MustExist makes Open fail with ErrNotExist instead of creating a log.
+	MustExist bool
+	// LockTimeout is how long Open waits for another process to release the
+	// file before it fails with ErrLocked. Zero means 500ms.
+	LockTimeout time.Duration
+	// InitialMmapSize reserves address space up front so that readers never
+	// block the writer while bbolt grows its map. Zero means 256 MiB; it is
+	// virtual memory, not resident memory.
+	InitialMmapSize int
+	// Now returns the time stamped on appended records. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Log is one run's write-ahead log. It is safe for concurrent use: appends
+// are serialised, reads run beside them.
+type Log struct {
+	path string
+	db   *bolt.DB
+	now  func() time.Time
+	ro   bool
+
+	// mu protects the fields below, which mirror the end of the log.
+	mu       sync.Mutex
+	closed   bool
+	lastSeq  uint64
+	lastID   ulid.ULID
+	lastTime int64
+	lastStep int64 // step floor for the next history row, -1 when none
+	finished bool
+	clients  map[string]uint64
+	changed  chan struct{} // closed and replaced after every append
+	rng      *rand.Rand
+
+	// appendMu serialises Append so that stamping and committing happen in
+	// log order without holding mu across the fsync.
+	appendMu sync.Mutex
+	buf      []byte // protected by appendMu: encoding buffer reused across batches
+}
+
+// Open opens the log at path, creating it and its directory unless
+// opts.ReadOnly or opts.MustExist is set.
+func Open(path string, opts Options) (*Log, error) {
+	if opts.ReadOnly || opts.MustExist {
+		if _, err := os.Stat(path); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("open wal %s: %w", path, ErrNotExist)
+			}
+			return nil, fmt.Errorf("open wal %s: %w", path, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open wal %s: %w", path, err)
+	}
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = 500 * time.Millisecond
+	}
+	mmap := opts.InitialMmapSize
+	if mmap <= 0 {
+		mmap = 256 << 20
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         timeout,
+		ReadOnly:        opts.ReadOnly,
+		InitialMmapSize: mmap,
+		// The freelist is rebuilt on open instead of written on every commit:
+		// one less page per fsync on the hot path.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open wal %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open wal %s: %w", path, err)
+	}
+	l := &Log{
+		path:     path,
+		db:       db,
+		now:      opts.Now,
+		ro:       opts.ReadOnly,
+		lastStep: -1,
+		clients:  make(map[string]uint64),
+		changed:  make(chan struct{}),
+		rng:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if !opts.ReadOnly {
+		if err := l.init(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open wal %s: %w", path, err)
+		}
+	}
+	if err := l.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) init() error {
+	return l.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketRecords, bucketCursors, bucketClients, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyFormat); v == nil {
+			return meta.Put(keyFormat, []byte(formatVersion))
+		} else if string(v) != formatVersion {
+			return fmt.Errorf("unknown log format %q (this build reads %q)", v, formatVersion)
+		}
+		return nil
+	})
+}
+
+// load reads the end of the log into memory.
+func (l *Log) load() error {
+	return l.db.View(func(tx *bolt.Tx) error {
+		recs := tx.Bucket(bucketRecords)
+		if recs == nil {
+			return fmt.Errorf("open wal %s: not a runlog log (no records bucket)", l.path)
+		}
+		if k, v := recs.Cursor().Last(); k != nil {
+			seq := binary.BigEndian.Uint64(k)
+			rec, err := l.decode(seq, v)
+			if err != nil {
+				return err
+			}
+			l.lastSeq = seq
+			l.lastTime = rec.GetTimeUnixNano()
+			if id := rec.GetId(); len(id) == len(l.lastID) {
+				copy(l.lastID[:], id)
+			}
+			l.finished = rec.GetExit() != nil
+		}
+		if b := tx.Bucket(bucketClients); b != nil {
+			err := b.ForEach(func(k, v []byte) error {
+				if len(v) == 8 {
+					l.clients[string(k)] = binary.BigEndian.Uint64(v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if b := tx.Bucket(bucketMeta); b != nil {
+			if v := b.Get(keyLastStep); len(v) == 8 {
+				l.lastStep = int64(binary.BigEndian.Uint64(v))
+			}
+		}
+		return nil
+	})
+}
+
+// Path returns the file the log lives in.
+func (l *Log) Path() string { return l.path }
+
+// LastSeq returns the sequence of the last durable record, 0 for an empty log.
+func (l *Log) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSeq
+}
+
+// LastStep returns the lowest step the next history row may use: the last
+// row's step, or the step of a later rewind. It is -1 when the run has no
+// history yet.
+func (l *Log) LastStep() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastStep
+}
+
+// Finished reports whether the log ends with an exit record.
+func (l *Log) Finished() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.finished
+}
+
+// ClientSeq returns the highest client_seq of clientID held in the log.
+func (l *Log) ClientSeq(clientID string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.clients[clientID]
+}
+
+// Changed returns a channel that is closed after the next successful Append
+// (or Close). Take it before checking LastSeq so no append is missed.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// Append stamps recs with the next sequences, a ULID and the time, writes
+// them in one transaction and returns after the commit is on disk. On error
+// nothing of the batch is in the log and recs' stamps are meaningless.
+//
+// The records' client_id and client_seq are kept as given; the log remembers
+// the highest client_seq per client id.
+func (l *Log) Append(recs []*runlogv1.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if l.ro {
+		return fmt.Errorf("append wal %s: read-only", l.path)
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.finished {
+		l.mu.Unlock()
+		return ErrFinished
+	}
+	seq, id, last, step := l.lastSeq, l.lastID, l.lastTime, l.lastStep
+	l.mu.Unlock()
+
+	now := l.now().UnixNano()
+	if now < last {
+		now = last
+	}
+	ms := uint64(now / int64(time.Millisecond))
+	clients := make(map[string]uint64, 1)
+	finished := false
+	for i, r := range recs {
+		if finished {
+			return fmt.Errorf("append wal %s: record %d follows the exit record: %w", l.path, i, ErrBadBatch)
+		}
+		seq++
+		id = l.nextID(id, ms)
+		r.Seq = seq
+		r.Id = append(r.Id[:0], id[:]...)
+		r.TimeUnixNano = now
+		if r.ClientId != "" && r.ClientSeq > clients[r.ClientId] {
+			clients[r.ClientId] = r.ClientSeq
+		}
+		switch p := r.Payload.(type) {
+		case *runlogv1.Record_History:
+			step = p.History.GetStep()
+		case *runlogv1.Record_Rewind:
+			step = p.Rewind.GetStep()
+		case *runlogv1.Record_Exit:
+			finished = true
+		}
+	}
+
+	// Encode outside the transaction: the write lock is held only for puts.
+	buf := l.buf[:0]
+	offs := make([]int, len(recs)+1)
+	opts := proto.MarshalOptions{Deterministic: false}
+	for i, r := range recs {
+		offs[i] = len(buf)
+		buf = append(buf, 0, 0, 0, 0)
+		var err error
+		buf, err = opts.MarshalAppend(buf, r)
+		if err != nil {
+			return fmt.Errorf("append wal %s: encode seq %d: %w", l.path, r.Seq, err)
+		}
+		binary.BigEndian.PutUint32(buf[offs[i]:], crc32.Checksum(buf[offs[i]+4:], castagnoli))
+	}
+	offs[len(recs)] = len(buf)
+	if cap(buf) <= 16<<20 {
+		l.buf = buf
+	} else {
+		l.buf = nil // do not pin a huge buffer after one big batch
+	}
+
+	prevStep := l.LastStep()
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		b.FillPercent = 1.0
+		var key [8]byte
+		for i, r := range recs {
+			binary.BigEndian.PutUint64(key[:], r.Seq)
+			if err := b.Put(key[:], buf[offs[i]:offs[i+1]]); err != nil {
+				return fmt.Errorf("put seq %d: %w", r.Seq, err)
+			}
+		}
+		cb := tx.Bucket(bucketClients)
+		for c, cs := range clients {
+			if cs <= l.ClientSeq(c) {
+				continue
+			}
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], cs)
+			if err := cb.Put([]byte(c), v[:]); err != nil {
+				return fmt.Errorf("put client %s: %w", c, err)
+			}
+		}
+		if step != prevStep {
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], uint64(step))
+			if err := tx.Bucket(bucketMeta).Put(keyLastStep, v[:]); err != nil {
+				return fmt.Errorf("put last step: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append wal %s: %w", l.path, err)
+	}
+
+	l.mu.Lock()
+	l.lastSeq, l.lastID, l.lastTime, l.lastStep = seq, id, now, step
+	l.finished = finished
+	for c, cs := range clients {
+		if cs > l.clients[c] {
+			l.clients[c] = cs
+		}
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	return nil
+}
+
+// nextID returns a ULID greater than prev: a fresh one when the millisecond
+// moved on, prev plus one in the same millisecond (or when the clock is
+// behind prev's time, as after a restart on a slower clock).
+func (l *Log) nextID(prev ulid.ULID, ms uint64) ulid.ULID {
+	if ms > prev.Time() {
+		var id ulid.ULID
+		if err := id.SetTime(ms); err == nil {
+			hi, lo := l.rng.Uint64(), l.rng.Uint64()
+			binary.BigEndian.PutUint16(id[6:8], uint16(hi))
+			binary.BigEndian.PutUint64(id[8:16], lo)
+			return id
+		}
+	}
+	id := prev
+	for i := len(id) - 1; i >= 6; i-- {
+		id[i]++
+		if id[i] != 0 {
+			break
+		}
+	}
+	return id
+}
+
+// Read returns up to max records (and about maxBytes of encoded records;
+// at least one) starting at from, in one short read transaction. It returns
+// no records and no error past the end of the log.
+func (l *Log) Read(from uint64, max int, maxBytes int) ([]*runlogv1.Record, error) {
+	if max <= 0 {
+		max = 1024
+	}
+	if maxBytes <= 0 {
+		maxBytes = 4 << 20
+	}
+	var out []*runlogv1.Record
+	err := l.Scan(from, func(seq uint64, data []byte) error {
+		r := new(runlogv1.Record)
+		if err := proto.Unmarshal(data, r); err != nil {
+			return &CorruptError{Path: l.path, Seq: seq, Err: err}
+		}
+		out = append(out, r)
+		maxBytes -= len(data)
+		if len(out) >= max || maxBytes <= 0 {
+			return errStop
+		}
+		return nil
+	})
+	return out, err
+}
+
+var errStop = errors.New("stop")
+
+// scanChunk bounds how many records one read transaction visits.
+const scanChunk = 4096
+
+// Scan calls fn with each record's sequence and encoded bytes from seq from
+// to the end of the log as it is when each chunk is read, in short read
+// transactions. data is valid only during the call. A checksum mismatch stops
+// the scan with a *CorruptError. fn returning an error stops the scan; Scan
+// returns that error unless it is the internal stop signal.
+func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
+	if from == 0 {
+		from = 1
+	}
+	for {
+		if l.isClosed() {
+			return ErrClosed
+		}
+		n := 0
+		next := from
+		err := l.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketRecords).Cursor()
+			var key [8]byte
+			binary.BigEndian.PutUint64(key[:], from)
+			for k, v := c.Seek(key[:]); k != nil && n < scanChunk; k, v = c.Next() {
+				seq := binary.BigEndian.Uint64(k)
+				data, err := l.check(seq, v)
+				if err != nil {
+					return err
+				}
+				if err := fn(seq, data); err != nil {
+					return err
+				}
+				n++
+				next = seq + 1
+			}
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n < scanChunk {
+			return nil
+		}
+		from = next
+	}
+}
+
+// check verifies a stored value's checksum and returns the record bytes.
+func (l *Log) check(seq uint64, v []byte) ([]byte, error) {
+	if len(v) < 4 {
+		return nil, &CorruptError{Path: l.path, Seq: seq, Err: fmt.Errorf("value of %d bytes is shorter than its checksum", len(v))}
+	}
+	want := binary.BigEndian.Uint32(v)
+	if got := crc32.Checksum(v[4:], castagnoli); got != want {
+		return nil, &CorruptError{Path: l.path, Seq: seq, Err: fmt.Errorf("checksum %08x, want %08x", got, want)}
+	}
+	return v[4:], nil
+}
+
+func (l *Log) decode(seq uint64, v []byte) (*runlogv1.Record, error) {
+	data, err := l.check(seq, v)
+	if err != nil {
+		return nil, err
+	}
+	r := new(runlogv1.Record)
+	if err := proto.Unmarshal(data, r); err != nil {
+		return nil, &CorruptError{Path: l.path, Seq: seq, Err: err}
+	}
+	return r, nil
+}
+
+// Wait blocks until the log holds a record after seq, the log is closed
+// (ErrClosed) or ctx is done.
+func (l *Log) Wait(ctx context.Context, after uint64) error {
+	for {
+		l.mu.Lock()
+		last, closed, ch := l.lastSeq, l.closed, l.changed
+		l.mu.Unlock()
+		if last > after {
+			return nil
+		}
+		if closed {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Cursor returns the sequence stored under name, 0 when there is none.
+func (l *Log) Cursor(name string) (uint64, error) {
+	var seq uint64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketCursors); b != nil {
+			if v := b.Get([]byte(name)); len(v) == 8 {
+				seq = binary.BigEndian.Uint64(v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read cursor %s in %s: %w", name, l.path, err)
+	}
+	return seq, nil
+}
+
+// Cursors returns every named cursor.
+func (l *Log) Cursors() (map[string]uint64, error) {
+	out := make(map[string]uint64)
+	err := l.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCursors)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read cursors in %s: %w", l.path, err)
+	}
+	return out, nil
+}
+
+// SetCursor durably stores seq under name.
+func (l *Log) SetCursor(name string, seq uint64) error {
+	if name == "" {
+		return fmt.Errorf("set cursor in %s: empty name", l.path)
+	}
+	if seq > l.LastSeq() {
+		return fmt.Errorf("set cursor %s to %d in %s: %w", name, seq, l.path, ErrCursorAhead)
+	}
+	if l.isClosed() {
+		return ErrClosed
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], seq)
+		return tx.Bucket(bucketCursors).Put([]byte(name), v[:])
+	})
+	if err != nil {
+		return fmt.Errorf("set cursor %s in %s: %w", name, l.path, err)
+	}
+	return nil
+}
+
+// Meta returns the metadata value stored under key, nil when absent.
+func (l *Log) Meta(key string) ([]byte, error) {
+	var out []byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			if v := b.Get([]byte(key)); v != nil {
+				out = append([]byte(nil), v...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read meta %s in %s: %w", key, l.path, err)
+	}
+	return out, nil
+}
+
+// SetMeta durably stores value under key; a nil value deletes the key.
+func (l *Log) SetMeta(key string, value []byte) error {
+	if key == string(keyFormat) || key == string(keyLastStep) {
+		return fmt.Errorf("set meta %s in %s: reserved key", key, l.path)
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if value == nil {
+			return b.Delete([]byte(key))
+		}
+		return b.Put([]byte(key), value)
+	})
+	if err != nil {
+		return fmt.Errorf("set meta %s in %s: %w", key, l.path, err)
+	}
+	return nil
+}
+
+// Size returns the size of the log file in bytes.
+func (l *Log) Size() (int64, error) {
+	fi, err := os.Stat(l.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func (l *Log) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// Close waits for an append in progress, wakes every waiter and closes the
+// file. Calling Close twice is harmless.
+func (l *Log) Close() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.changed)
+	l.mu.Unlock()
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("close wal %s: %w", l.path, err)
+	}
+	return nil
+}
