@@ -227,9 +227,11 @@ type InitResponse struct {
 	// reconnecting client resends everything above it.
 	AckedClientSeq uint64 `protobuf:"varint,6,opt,name=acked_client_seq,json=ackedClientSeq,proto3" json:"acked_client_seq,omitempty"`
 	// Where the run's log lives.
-	Path          string `protobuf:"bytes,7,opt,name=path,proto3" json:"path,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Path string `protobuf:"bytes,7,opt,name=path,proto3" json:"path,omitempty"`
+	// Records larger than this (encoded) are rejected.
+	MaxRecordBytes uint64 `protobuf:"varint,8,opt,name=max_record_bytes,json=maxRecordBytes,proto3" json:"max_record_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InitResponse) Reset() {
@@ -311,15 +313,24 @@ func (x *InitResponse) GetPath() string {
 	return ""
 }
 
+func (x *InitResponse) GetMaxRecordBytes() uint64 {
+	if x != nil {
+		return x.MaxRecordBytes
+	}
+	return 0
+}
+
 type PublishRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	RunId    string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	ClientId string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// Chosen by the client and echoed in the response.
 	Batch uint64 `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
-	// Records with client_seq and a payload; seq, id and time are stamped by
-	// the service.
-	Records       []*Record `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	// Encoded runlog.v1.Record messages with client_seq and a payload; seq,
+	// id and time are stamped by the service. Each is decoded on its own, so
+	// one malformed record is rejected without failing the batch or the
+	// stream.
+	Records       [][]byte `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,7 +386,7 @@ func (x *PublishRequest) GetBatch() uint64 {
 	return 0
 }
 
-func (x *PublishRequest) GetRecords() []*Record {
+func (x *PublishRequest) GetRecords() [][]byte {
 	if x != nil {
 		return x.Records
 	}
@@ -436,9 +447,12 @@ func (x *Error) GetMessage() string {
 }
 
 type Rejection struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientSeq     uint64                 `protobuf:"varint,1,opt,name=client_seq,json=clientSeq,proto3" json:"client_seq,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's client_seq (0 when it could not be read).
+	ClientSeq uint64 `protobuf:"varint,1,opt,name=client_seq,json=clientSeq,proto3" json:"client_seq,omitempty"`
+	Error     *Error `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The record's position in the request's records.
+	Index         uint32 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +499,13 @@ func (x *Rejection) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Rejection) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type PublishResponse struct {
@@ -1384,7 +1405,7 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12&\n" +
 	"\x04info\x18\x05 \x01(\v2\x12.runlog.v1.RunInfoR\x04info\x12\x1d\n" +
 	"\n" +
-	"client_pid\x18\x06 \x01(\x03R\tclientPid\"\xd2\x01\n" +
+	"client_pid\x18\x06 \x01(\x03R\tclientPid\"\xfc\x01\n" +
 	"\fInitResponse\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
@@ -1392,19 +1413,21 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x1b\n" +
 	"\tlast_step\x18\x05 \x01(\x03R\blastStep\x12(\n" +
 	"\x10acked_client_seq\x18\x06 \x01(\x04R\x0eackedClientSeq\x12\x12\n" +
-	"\x04path\x18\a \x01(\tR\x04path\"\x87\x01\n" +
+	"\x04path\x18\a \x01(\tR\x04path\x12(\n" +
+	"\x10max_record_bytes\x18\b \x01(\x04R\x0emaxRecordBytes\"t\n" +
 	"\x0ePublishRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x14\n" +
-	"\x05batch\x18\x03 \x01(\x04R\x05batch\x12+\n" +
-	"\arecords\x18\x04 \x03(\v2\x11.runlog.v1.RecordR\arecords\"5\n" +
+	"\x05batch\x18\x03 \x01(\x04R\x05batch\x12\x18\n" +
+	"\arecords\x18\x04 \x03(\fR\arecords\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"R\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"h\n" +
 	"\tRejection\x12\x1d\n" +
 	"\n" +
 	"client_seq\x18\x01 \x01(\x04R\tclientSeq\x12&\n" +
-	"\x05error\x18\x02 \x01(\v2\x10.runlog.v1.ErrorR\x05error\"\xe1\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x10.runlog.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\rR\x05index\"\xe1\x01\n" +
 	"\x0fPublishResponse\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05batch\x18\x02 \x01(\x04R\x05batch\x12(\n" +
@@ -1534,50 +1557,49 @@ var file_runlog_v1_service_proto_goTypes = []any{
 	nil,                      // 22: runlog.v1.RunSummary.CursorsEntry
 	nil,                      // 23: runlog.v1.RunSummary.SyncErrorsEntry
 	(*RunInfo)(nil),          // 24: runlog.v1.RunInfo
-	(*Record)(nil),           // 25: runlog.v1.Record
-	(*Exit)(nil),             // 26: runlog.v1.Exit
-	(*RunState)(nil),         // 27: runlog.v1.RunState
-	(*HistorySample)(nil),    // 28: runlog.v1.HistorySample
-	(RunStatus)(0),           // 29: runlog.v1.RunStatus
+	(*Exit)(nil),             // 25: runlog.v1.Exit
+	(*RunState)(nil),         // 26: runlog.v1.RunState
+	(*HistorySample)(nil),    // 27: runlog.v1.HistorySample
+	(RunStatus)(0),           // 28: runlog.v1.RunStatus
+	(*Record)(nil),           // 29: runlog.v1.Record
 }
 var file_runlog_v1_service_proto_depIdxs = []int32{
 	0,  // 0: runlog.v1.InitRequest.resume:type_name -> runlog.v1.ResumeMode
 	1,  // 1: runlog.v1.InitRequest.mode:type_name -> runlog.v1.SyncMode
 	24, // 2: runlog.v1.InitRequest.info:type_name -> runlog.v1.RunInfo
-	25, // 3: runlog.v1.PublishRequest.records:type_name -> runlog.v1.Record
-	5,  // 4: runlog.v1.Rejection.error:type_name -> runlog.v1.Error
-	6,  // 5: runlog.v1.PublishResponse.rejections:type_name -> runlog.v1.Rejection
-	5,  // 6: runlog.v1.PublishResponse.error:type_name -> runlog.v1.Error
-	26, // 7: runlog.v1.FinishRequest.exit:type_name -> runlog.v1.Exit
-	27, // 8: runlog.v1.QueryResponse.state:type_name -> runlog.v1.RunState
-	28, // 9: runlog.v1.QueryResponse.history:type_name -> runlog.v1.HistorySample
-	29, // 10: runlog.v1.RunSummary.status:type_name -> runlog.v1.RunStatus
-	22, // 11: runlog.v1.RunSummary.cursors:type_name -> runlog.v1.RunSummary.CursorsEntry
-	23, // 12: runlog.v1.RunSummary.sync_errors:type_name -> runlog.v1.RunSummary.SyncErrorsEntry
-	15, // 13: runlog.v1.ListRunsResponse.runs:type_name -> runlog.v1.RunSummary
-	25, // 14: runlog.v1.ReadResponse.records:type_name -> runlog.v1.Record
-	20, // 15: runlog.v1.VerifyResponse.problems:type_name -> runlog.v1.Problem
-	2,  // 16: runlog.v1.Runlog.Init:input_type -> runlog.v1.InitRequest
-	4,  // 17: runlog.v1.Runlog.Publish:input_type -> runlog.v1.PublishRequest
-	8,  // 18: runlog.v1.Runlog.Finish:input_type -> runlog.v1.FinishRequest
-	10, // 19: runlog.v1.Runlog.Query:input_type -> runlog.v1.QueryRequest
-	12, // 20: runlog.v1.Runlog.Teardown:input_type -> runlog.v1.TeardownRequest
-	14, // 21: runlog.v1.Runlog.ListRuns:input_type -> runlog.v1.ListRunsRequest
-	17, // 22: runlog.v1.Runlog.Read:input_type -> runlog.v1.ReadRequest
-	19, // 23: runlog.v1.Runlog.Verify:input_type -> runlog.v1.VerifyRequest
-	3,  // 24: runlog.v1.Runlog.Init:output_type -> runlog.v1.InitResponse
-	7,  // 25: runlog.v1.Runlog.Publish:output_type -> runlog.v1.PublishResponse
-	9,  // 26: runlog.v1.Runlog.Finish:output_type -> runlog.v1.FinishResponse
-	11, // 27: runlog.v1.Runlog.Query:output_type -> runlog.v1.QueryResponse
-	13, // 28: runlog.v1.Runlog.Teardown:output_type -> runlog.v1.TeardownResponse
-	16, // 29: runlog.v1.Runlog.ListRuns:output_type -> runlog.v1.ListRunsResponse
-	18, // 30: runlog.v1.Runlog.Read:output_type -> runlog.v1.ReadResponse
-	21, // 31: runlog.v1.Runlog.Verify:output_type -> runlog.v1.VerifyResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 3: runlog.v1.Rejection.error:type_name -> runlog.v1.Error
+	6,  // 4: runlog.v1.PublishResponse.rejections:type_name -> runlog.v1.Rejection
+	5,  // 5: runlog.v1.PublishResponse.error:type_name -> runlog.v1.Error
+	25, // 6: runlog.v1.FinishRequest.exit:type_name -> runlog.v1.Exit
+	26, // 7: runlog.v1.QueryResponse.state:type_name -> runlog.v1.RunState
+	27, // 8: runlog.v1.QueryResponse.history:type_name -> runlog.v1.HistorySample
+	28, // 9: runlog.v1.RunSummary.status:type_name -> runlog.v1.RunStatus
+	22, // 10: runlog.v1.RunSummary.cursors:type_name -> runlog.v1.RunSummary.CursorsEntry
+	23, // 11: runlog.v1.RunSummary.sync_errors:type_name -> runlog.v1.RunSummary.SyncErrorsEntry
+	15, // 12: runlog.v1.ListRunsResponse.runs:type_name -> runlog.v1.RunSummary
+	29, // 13: runlog.v1.ReadResponse.records:type_name -> runlog.v1.Record
+	20, // 14: runlog.v1.VerifyResponse.problems:type_name -> runlog.v1.Problem
+	2,  // 15: runlog.v1.Runlog.Init:input_type -> runlog.v1.InitRequest
+	4,  // 16: runlog.v1.Runlog.Publish:input_type -> runlog.v1.PublishRequest
+	8,  // 17: runlog.v1.Runlog.Finish:input_type -> runlog.v1.FinishRequest
+	10, // 18: runlog.v1.Runlog.Query:input_type -> runlog.v1.QueryRequest
+	12, // 19: runlog.v1.Runlog.Teardown:input_type -> runlog.v1.TeardownRequest
+	14, // 20: runlog.v1.Runlog.ListRuns:input_type -> runlog.v1.ListRunsRequest
+	17, // 21: runlog.v1.Runlog.Read:input_type -> runlog.v1.ReadRequest
+	19, // 22: runlog.v1.Runlog.Verify:input_type -> runlog.v1.VerifyRequest
+	3,  // 23: runlog.v1.Runlog.Init:output_type -> runlog.v1.InitResponse
+	7,  // 24: runlog.v1.Runlog.Publish:output_type -> runlog.v1.PublishResponse
+	9,  // 25: runlog.v1.Runlog.Finish:output_type -> runlog.v1.FinishResponse
+	11, // 26: runlog.v1.Runlog.Query:output_type -> runlog.v1.QueryResponse
+	13, // 27: runlog.v1.Runlog.Teardown:output_type -> runlog.v1.TeardownResponse
+	16, // 28: runlog.v1.Runlog.ListRuns:output_type -> runlog.v1.ListRunsResponse
+	18, // 29: runlog.v1.Runlog.Read:output_type -> runlog.v1.ReadResponse
+	21, // 30: runlog.v1.Runlog.Verify:output_type -> runlog.v1.VerifyResponse
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_runlog_v1_service_proto_init() }

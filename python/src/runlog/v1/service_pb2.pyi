@@ -45,7 +45,7 @@ class InitRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., resume: _Optional[_Union[ResumeMode, str]] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., client_id: _Optional[str] = ..., info: _Optional[_Union[_record_pb2.RunInfo, _Mapping]] = ..., client_pid: _Optional[int] = ...) -> None: ...
 
 class InitResponse(_message.Message):
-    __slots__ = ("run_id", "client_id", "resumed", "last_seq", "last_step", "acked_client_seq", "path")
+    __slots__ = ("run_id", "client_id", "resumed", "last_seq", "last_step", "acked_client_seq", "path", "max_record_bytes")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class InitResponse(_message.Message):
     LAST_STEP_FIELD_NUMBER: _ClassVar[int]
     ACKED_CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORD_BYTES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     client_id: str
     resumed: bool
@@ -60,7 +61,8 @@ class InitResponse(_message.Message):
     last_step: int
     acked_client_seq: int
     path: str
-    def __init__(self, run_id: _Optional[str] = ..., client_id: _Optional[str] = ..., resumed: _Optional[bool] = ..., last_seq: _Optional[int] = ..., last_step: _Optional[int] = ..., acked_client_seq: _Optional[int] = ..., path: _Optional[str] = ...) -> None: ...
+    max_record_bytes: int
+    def __init__(self, run_id: _Optional[str] = ..., client_id: _Optional[str] = ..., resumed: _Optional[bool] = ..., last_seq: _Optional[int] = ..., last_step: _Optional[int] = ..., acked_client_seq: _Optional[int] = ..., path: _Optional[str] = ..., max_record_bytes: _Optional[int] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
     __slots__ = ("run_id", "client_id", "batch", "records")
@@ -71,8 +73,8 @@ class PublishRequest(_message.Message):
     run_id: str
     client_id: str
     batch: int
-    records: _containers.RepeatedCompositeFieldContainer[_record_pb2.Record]
-    def __init__(self, run_id: _Optional[str] = ..., client_id: _Optional[str] = ..., batch: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_record_pb2.Record, _Mapping]]] = ...) -> None: ...
+    records: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, run_id: _Optional[str] = ..., client_id: _Optional[str] = ..., batch: _Optional[int] = ..., records: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -83,12 +85,14 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Rejection(_message.Message):
-    __slots__ = ("client_seq", "error")
+    __slots__ = ("client_seq", "error", "index")
     CLIENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     client_seq: int
     error: Error
-    def __init__(self, client_seq: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    index: int
+    def __init__(self, client_seq: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
     __slots__ = ("run_id", "batch", "acked_client_seq", "last_seq", "rejections", "error")

@@ -1,0 +1,56 @@
+# runlog: crash-safe experiment tracking.
+#
+#   make demo    build, start a service in ./demo, log an example run, list it
+#   make test    every test (Go with -race on the concurrent packages, Python)
+#   make bench   benchmarks (Go testing.B and runlog bench)
+#   make soak    long crash loops, not part of make test
+#   make proto   regenerate protobuf code from pinned tool versions
+
+GO      ?= go
+PYTHON  ?= python3
+BIN     := bin/runlog
+VENV    := .venv
+# Packages that run goroutines of their own get the race detector.
+RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/...
+
+.PHONY: all build demo test test-go test-python bench soak proto clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/runlog
+
+demo: build
+	bash scripts/demo.sh
+
+test: test-go test-python
+
+test-go: build
+	$(GO) vet ./...
+	$(GO) test -race -timeout 10m $(RACE_PKGS)
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store)(/|$$)')
+
+$(VENV)/.installed: python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ./python pytest numpy
+	touch $@
+
+test-python: build $(VENV)/.installed
+	@if [ -d python/tests ]; then \
+		RUNLOG_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q python/tests; \
+	else echo "no python tests yet"; fi
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
+	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
+	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10
+
+soak: build
+	RUNLOG_BIN=$(CURDIR)/$(BIN) RUNLOG_SOAK=1 $(GO) test -timeout 60m -run Soak -v ./cmd/runlog/
+
+proto:
+	bash scripts/genproto.sh
+
+clean:
+	rm -rf bin demo $(VENV) .tools

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func cmdHub(args []string) int {
+	fmt.Fprintln(os.Stderr, "runlog hub: not implemented yet")
+	return 2
+}

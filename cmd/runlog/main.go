@@ -1,0 +1,56 @@
+// Command runlog is the runlog service, hub and tools in one binary.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+)
+
+// command is one subcommand. run receives the arguments after the
+// subcommand's name and returns the process exit code.
+type command struct {
+	summary string
+	run     func(args []string) int
+}
+
+var commands = map[string]command{
+	"service": {"run the local service that training processes log to", cmdService},
+	"hub":     {"run the upstream hub that services sync runs into", cmdHub},
+	"sync":    {"push offline or lagging runs to a hub", cmdSync},
+	"replay":  {"read a run's log back: audit, verify, export, state", cmdReplay},
+	"runs":    {"list runs in a root or on a hub", cmdRuns},
+	"show":    {"show one run on a hub", cmdShow},
+	"bench":   {"measure durable logging throughput and ack latency", cmdBench},
+	"demo":    {"log an example run through the service", cmdDemo},
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	c, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "runlog: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	os.Exit(c.run(os.Args[2:]))
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "runlog: crash-safe experiment tracking\n\nUsage: runlog COMMAND [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'runlog COMMAND --help' for a command's flags.\n")
+}

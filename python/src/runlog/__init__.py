@@ -1,0 +1,1 @@
+"""runlog: crash-safe experiment tracking."""
