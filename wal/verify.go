@@ -193,6 +193,9 @@ const (
 	fieldID   = 2
 	fieldTime = 3
 	fieldExit = 20
+
+	fieldPayloadFirst = 10
+	fieldPayloadLast  = 20
 )
 
 // scanHeader walks the top-level fields of an encoded Record, skipping
@@ -225,8 +228,10 @@ func scanHeader(b []byte) (header, error) {
 			}
 			h.time, n = int64(v), m
 		default:
-			if num == fieldExit {
-				h.exit = true
+			// The payload is a oneof: the last payload field wins, as in
+			// a full decode.
+			if num >= fieldPayloadFirst && num <= fieldPayloadLast {
+				h.exit = num == fieldExit
 			}
 			n = protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
