@@ -1,0 +1,39 @@
+// Package replay reads a run's log back: it folds records into the run's
+// state, streams the live history, iterates records with filters and checks a
+// log. It is the one implementation of "apply a record to a run's state": the
+// service's queries and crash recovery and the hub's store all fold with
+// State, so every view of a run agrees with its log.
+//
+// # Invariants
+//
+//   - State is a pure function of the records applied to it, in order.
+//     Applying records 1..N to a new State, or restoring a State saved after
+//     record K (MarshalBinary) and applying K+1..N, gives the same state.
+//   - State never keeps history rows. Its memory grows with the number of
+//     config and summary keys and, for history, with the number of places
+//     where the step sequence is irregular, capped at maxSegments; see
+//     Caveats.
+//   - A history row at step s written at seq q is live iff no rewind with a
+//     seq after q has a step <= s. History, Sample and State.HistoryRows all
+//     apply this rule.
+//   - The step floor (State.LastStep) is the step of the last history row, or
+//     the step of a rewind that came after it, and -1 for a run without
+//     history: the same value as wal.Log.LastStep, the lowest step the next
+//     row may use.
+//   - The readers (History, Sample, Records, Fold) take a Source and read it
+//     in the source's own short transactions; they hold at most a bounded
+//     amount of it in memory. History first finds the end of the log and the
+//     rewinds, then streams rows up to that end, so a log that grows while it
+//     is read gives a consistent prefix.
+//
+// # Caveats
+//
+// Counting live history rows after a rewind needs to know how many rows have
+// a step at or after the rewind's. State keeps the live rows as runs of evenly
+// spaced steps (0, 1, 2, ... is one run however long), so the count is exact
+// for ordinary logs. A log whose steps jump irregularly (for example a step
+// that counts tokens) makes one run per jump; past maxSegments runs the
+// oldest are merged, and a rewind that lands inside a merged stretch is
+// counted by interpolation. State.HistoryRowsExact then reports false, and a
+// caller that has the log can count exactly with CountHistory.
+package replay

@@ -1,0 +1,294 @@
+package replay
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wal"
+)
+
+// Source is a run's log as encoded records in sequence order.
+type Source interface {
+	// Scan calls fn with the seq and encoded runlog.v1.Record of each record
+	// from seq from (0 and 1 mean the start) to the end of the log. data is
+	// valid only during the call. An error from fn stops the scan, and Scan
+	// returns it.
+	Scan(from uint64, fn func(seq uint64, data []byte) error) error
+}
+
+var _ Source = (*wal.Log)(nil)
+
+// errStop ends a scan early; the readers never return it.
+var errStop = errors.New("replay: stop")
+
+// Row is one live history row.
+type Row struct {
+	Seq   uint64
+	Step  int64
+	Items []*runlogv1.Item
+}
+
+// HistoryOptions select what History reads. The zero value reads every key
+// of the whole log.
+type HistoryOptions struct {
+	// Keys restricts rows to these keys; rows that have none of them are
+	// skipped. Empty means every key.
+	Keys []string
+	// To is the last seq to read, as if the log ended there. Zero means the
+	// end of the log.
+	To uint64
+}
+
+// History calls fn with each live history row, in log order: a row is live
+// when no later rewind has a step at or below its step. It reads src twice:
+// once for the rewinds and the end of the log, then for the rows. The rows
+// passed to fn are fresh; fn may keep them. An error from fn stops the read
+// and is returned.
+func History(src Source, opts HistoryOptions, fn func(Row) error) error {
+	var want map[string]bool
+	if len(opts.Keys) > 0 {
+		want = make(map[string]bool, len(opts.Keys))
+		for _, k := range opts.Keys {
+			want[k] = true
+		}
+	}
+	return liveRows(src, opts.To, func(seq uint64, step int64, payload []byte) error {
+		var h runlogv1.HistoryRow
+		if err := proto.Unmarshal(payload, &h); err != nil {
+			return fmt.Errorf("read history at seq %d: %w", seq, err)
+		}
+		items := h.Items
+		if want != nil {
+			items = items[:0]
+			for _, it := range h.Items {
+				if want[it.GetKey()] {
+					items = append(items, it)
+				}
+			}
+			if len(items) == 0 {
+				return nil
+			}
+		}
+		return fn(Row{Seq: seq, Step: step, Items: items})
+	})
+}
+
+// CountHistory returns the number of live history rows up to seq to (0: the
+// end of the log), exactly, reading only the steps.
+func CountHistory(src Source, to uint64) (uint64, error) {
+	var n uint64
+	err := liveRows(src, to, func(uint64, int64, []byte) error { n++; return nil })
+	return n, err
+}
+
+// Sample returns up to max live history rows for keys (every key when keys
+// is empty), spread evenly over the rows that have at least one of the keys,
+// always including the last such row. max <= 0 means 1000. Memory is bounded
+// by 2*max rows whatever the length of the history.
+func Sample(src Source, keys []string, max int, to uint64) ([]*runlogv1.HistorySample, error) {
+	if max <= 0 {
+		max = 1000
+	}
+	var (
+		buf    []Row  // rows whose index is a multiple of stride
+		stride uint64 = 1
+		idx    uint64
+		last   Row
+	)
+	err := History(src, HistoryOptions{Keys: keys, To: to}, func(r Row) error {
+		if idx%stride == 0 {
+			buf = append(buf, r)
+			if len(buf) >= 2*max {
+				for i := range len(buf) / 2 {
+					buf[i] = buf[2*i]
+				}
+				clear(buf[len(buf)/2:])
+				buf = buf[:len(buf)/2]
+				stride *= 2
+			}
+		}
+		last = r
+		idx++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if idx == 0 {
+		return nil, nil
+	}
+	pick := buf
+	if len(buf) > max-1 && idx > uint64(max) {
+		// Evenly spaced over the decimated rows, and the last row so that a
+		// chart ends where the run does.
+		pick = make([]Row, 0, max)
+		for i := range max - 1 {
+			pick = append(pick, buf[i*len(buf)/(max-1)])
+		}
+	}
+	if len(pick) == 0 || pick[len(pick)-1].Seq != last.Seq {
+		pick = append(pick, last)
+	}
+	out := make([]*runlogv1.HistorySample, len(pick))
+	for i, r := range pick {
+		out[i] = &runlogv1.HistorySample{Step: r.Step, Items: r.Items}
+	}
+	return out, nil
+}
+
+// rewindMark is a rewind that can still drop rows before it.
+type rewindMark struct {
+	seq  uint64
+	step int64
+}
+
+// liveRows calls fn with the seq, step and encoded HistoryRow of each live
+// history row up to to (0: the end of the log as found by the first pass).
+func liveRows(src Source, to uint64, fn func(seq uint64, step int64, payload []byte) error) error {
+	// Pass 1: the rewinds. A rewind is only needed while no later rewind has
+	// a step at or below its own, so the marks keep strictly increasing
+	// steps and stay small.
+	var (
+		marks []rewindMark
+		end   uint64
+	)
+	err := src.Scan(1, func(seq uint64, data []byte) error {
+		if to != 0 && seq > to {
+			return errStop
+		}
+		end = seq
+		k, payload, err := payloadOf(data)
+		if err != nil {
+			return fmt.Errorf("read record %d: %w", seq, err)
+		}
+		if k != KindRewind {
+			return nil
+		}
+		step, err := stepOf(payload)
+		if err != nil {
+			return fmt.Errorf("read rewind at seq %d: %w", seq, err)
+		}
+		for len(marks) > 0 && marks[len(marks)-1].step >= step {
+			marks = marks[:len(marks)-1]
+		}
+		marks = append(marks, rewindMark{seq: seq, step: step})
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("read history: %w", err)
+	}
+	if end == 0 {
+		return nil
+	}
+	// Pass 2: the rows, each checked against the first rewind after it,
+	// which has the lowest step of all the rewinds after it.
+	next := 0
+	err = src.Scan(1, func(seq uint64, data []byte) error {
+		if seq > end {
+			return errStop
+		}
+		k, payload, err := payloadOf(data)
+		if err != nil {
+			return fmt.Errorf("read record %d: %w", seq, err)
+		}
+		if k != KindHistory {
+			return nil
+		}
+		step, err := stepOf(payload)
+		if err != nil {
+			return fmt.Errorf("read history at seq %d: %w", seq, err)
+		}
+		for next < len(marks) && marks[next].seq < seq {
+			next++
+		}
+		if next < len(marks) && marks[next].step <= step {
+			return nil
+		}
+		return fn(seq, step, payload)
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("read history: %w", err)
+	}
+	return nil
+}
+
+// payloadOf returns the kind and the encoded payload message of an encoded
+// Record without decoding the rest. A record with several payload fields (not
+// something a proto encoder writes) counts as its last one, as in a full
+// decode.
+func payloadOf(b []byte) (Kind, []byte, error) {
+	kind, payload := KindNone, []byte(nil)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return KindNone, nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if k := kindOfField(int32(num)); k != KindNone && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return KindNone, nil, protowire.ParseError(m)
+			}
+			kind, payload = k, v
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return KindNone, nil, protowire.ParseError(m)
+		}
+		b = b[m:]
+	}
+	return kind, payload, nil
+}
+
+// stepOf reads field 1 (step) of an encoded HistoryRow or Rewind.
+func stepOf(b []byte) (int64, error) {
+	var step int64
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return 0, protowire.ParseError(m)
+			}
+			step, b = int64(v), b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0, protowire.ParseError(m)
+		}
+		b = b[m:]
+	}
+	return step, nil
+}
+
+// Fold applies the records of src up to seq to (0: the end of the log) to a
+// new State for runID.
+func Fold(src Source, runID string, to uint64) (*State, error) {
+	s := NewState(runID)
+	var r runlogv1.Record
+	err := src.Scan(1, func(seq uint64, data []byte) error {
+		if to != 0 && seq > to {
+			return errStop
+		}
+		if err := proto.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("decode record %d: %w", seq, err)
+		}
+		s.Apply(&r)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, fmt.Errorf("fold run %s: %w", runID, err)
+	}
+	return s, nil
+}
