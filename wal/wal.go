@@ -50,6 +50,10 @@ type Options struct {
 	InitialMmapSize int
 	// Now returns the time stamped on appended records. Nil means time.Now.
 	Now func() time.Time
+	// Entropy supplies the random part of each new millisecond's ULID. Nil
+	// means a generator seeded from the clock and the process id; tests that
+	// need reproducible ids pass a seeded one.
+	Entropy rand.Source
 }
 
 // Log is one run's write-ahead log. It is safe for concurrent use: appends
@@ -70,7 +74,7 @@ type Log struct {
 	finished bool
 	clients  map[string]uint64
 	changed  chan struct{} // closed and replaced after every append
-	rng      *rand.Rand
+	rng      rand.Source   // used under appendMu
 
 	// appendMu serialises Append so that stamping and committing happen in
 	// log order without holding mu across the fsync.
@@ -122,7 +126,10 @@ func Open(path string, opts Options) (*Log, error) {
 		lastStep: -1,
 		clients:  make(map[string]uint64),
 		changed:  make(chan struct{}),
-		rng:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+		rng:      opts.Entropy,
+	}
+	if l.rng == nil {
+		l.rng = rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))
 	}
 	if l.now == nil {
 		l.now = time.Now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
@@ -306,4 +307,42 @@ func incID(id []byte) []byte {
 	out := append([]byte(nil), id...)
 	out[15]++
 	return out
+}
+
+func TestEntropyMakesIDsReproducible(t *testing.T) {
+	ids := func() [][]byte {
+		path := filepath.Join(t.TempDir(), "wal.bolt")
+		clock := time.Date(2026, 11, 27, 16, 42, 13, 0, time.UTC)
+		l, err := wal.Open(path, wal.Options{
+			Now:     func() time.Time { clock = clock.Add(time.Millisecond); return clock },
+			Entropy: rand.NewPCG(1, 2),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		for range 3 {
+			if err := l.Append(waltest.History(0, 2, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		recs, err := l.Read(1, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [][]byte
+		for _, r := range recs {
+			out = append(out, r.Id)
+		}
+		return out
+	}
+	a, b := ids(), ids()
+	if len(a) != 6 {
+		t.Fatalf("%d ids, want 6", len(a))
+	}
+	for i := range a {
+		if string(a[i]) != string(b[i]) {
+			t.Fatalf("id %d differs between runs with the same entropy: %x, %x", i, a[i], b[i])
+		}
+	}
 }
