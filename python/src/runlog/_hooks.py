@@ -1,0 +1,138 @@
+"""Process lifecycle: finishing runs the program did not finish itself.
+
+Installed once, when the first run registers:
+
+  sys.excepthook  an uncaught exception finishes every open run as failed,
+                  with the traceback as the exit message, after the previous
+                  hook printed it (so console capture records it too);
+  atexit          a run the script forgot is finished (exit code 0,
+                  finished) and its client torn down;
+  SIGTERM         open runs are finished as killed, or as preempted when
+                  the run was marked with run.mark_preempting() or
+                  $RUNLOG_PREEMPTIBLE is 1/true/yes (set it in the job script
+                  of a preemptible partition or spot instance: schedulers
+                  send the same SIGTERM for both, only the job knows). Then
+                  the previous handler runs; with the default handler the
+                  process is terminated by SIGTERM again, as it would have
+                  been.
+  fork            a forked child forgets the parent's runs: their threads
+                  and connections do not exist in the child.
+
+The SIGTERM handler is installed only from the main thread and only when the
+current handler is the default or a Python function (ignored SIGTERM stays
+ignored).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from typing import Any, List
+
+from runlog import _console
+
+_mu = threading.Lock()
+# protects _runs and _installed
+_runs: List[Any] = []
+_installed = False
+_prev_excepthook: Any = None
+_prev_sigterm: Any = None
+
+
+def register(run: Any) -> None:
+    global _installed
+    with _mu:
+        _runs.append(run)
+        if _installed:
+            return
+        _installed = True
+    _install()
+
+
+def unregister(run: Any) -> None:
+    with _mu:
+        if run in _runs:
+            _runs.remove(run)
+
+
+def open_runs() -> List[Any]:
+    with _mu:
+        return list(_runs)
+
+
+def _install() -> None:
+    global _prev_excepthook, _prev_sigterm
+    _prev_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    atexit.register(_atexit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+    if threading.current_thread() is threading.main_thread():
+        try:
+            cur = signal.getsignal(signal.SIGTERM)
+        except (ValueError, OSError):
+            return
+        if cur == signal.SIG_DFL or callable(cur):
+            _prev_sigterm = cur
+            signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _finish_all(code: int, reason: str, message: str) -> None:
+    for run in reversed(open_runs()):
+        try:
+            run.finish(code, reason=reason, message=message)
+        except Exception as e:
+            try:
+                run._log.error("runlog: finishing run %s failed: %s", run.id, e)
+            except Exception:
+                pass
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    from runlog._run import exit_for_exception
+
+    prev = _prev_excepthook or sys.__excepthook__
+    try:
+        prev(exc_type, exc, tb)
+    finally:
+        code, reason, message = exit_for_exception(exc_type, exc, tb)
+        _finish_all(code, reason, message)
+
+
+def _atexit() -> None:
+    _finish_all(0, "finished", "")
+
+
+def preempted(run: Any) -> bool:
+    flag = os.environ.get("RUNLOG_PREEMPTIBLE", "").strip().lower()
+    return bool(getattr(run, "_preempting", False)) or flag in ("1", "true", "yes")
+
+
+def _on_sigterm(signum, frame) -> None:
+    for run in reversed(open_runs()):
+        reason = "preempted" if preempted(run) else "killed"
+        try:
+            run.finish(128 + signum, reason=reason, message="SIGTERM")
+        except Exception as e:
+            try:
+                run._log.error("runlog: finishing run %s failed: %s", run.id, e)
+            except Exception:
+                pass
+    prev = _prev_sigterm
+    if callable(prev):
+        prev(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _after_fork() -> None:
+    global _mu
+    _mu = threading.Lock()
+    for run in _runs:
+        run._abandon()
+    _runs.clear()
+    _console.reset_after_fork()
