@@ -954,8 +954,11 @@ type RunSummary struct {
 	// Named cursors (for example one per upstream) and their sequence.
 	Cursors map[string]uint64 `protobuf:"bytes,8,rep,name=cursors,proto3" json:"cursors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Last sync error per upstream, if any.
-	SyncErrors    map[string]string `protobuf:"bytes,9,rep,name=sync_errors,json=syncErrors,proto3" json:"sync_errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Open          bool              `protobuf:"varint,10,opt,name=open,proto3" json:"open,omitempty"`
+	SyncErrors map[string]string `protobuf:"bytes,9,rep,name=sync_errors,json=syncErrors,proto3" json:"sync_errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Open       bool              `protobuf:"varint,10,opt,name=open,proto3" json:"open,omitempty"`
+	// Set when the run could not be read (for example another process holds
+	// its log); the other fields but run_id may then be empty.
+	Error         string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1058,6 +1061,13 @@ func (x *RunSummary) GetOpen() bool {
 		return x.Open
 	}
 	return false
+}
+
+func (x *RunSummary) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 type ListRunsResponse struct {
@@ -1455,7 +1465,7 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\x0fTeardownRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x12\n" +
 	"\x10TeardownResponse\"\x11\n" +
-	"\x0fListRunsRequest\"\xeb\x03\n" +
+	"\x0fListRunsRequest\"\x81\x04\n" +
 	"\n" +
 	"RunSummary\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
@@ -1470,7 +1480,8 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\vsync_errors\x18\t \x03(\v2%.runlog.v1.RunSummary.SyncErrorsEntryR\n" +
 	"syncErrors\x12\x12\n" +
 	"\x04open\x18\n" +
-	" \x01(\bR\x04open\x1a:\n" +
+	" \x01(\bR\x04open\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x1a:\n" +
 	"\fCursorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a=\n" +
