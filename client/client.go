@@ -1,0 +1,760 @@
+package client
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+)
+
+// Client is a connection to the runlog service and the owner of the runs it
+// opened. It runs one goroutine that keeps a single Publish stream up
+// (reconnecting and restarting the service when needed) and sends every
+// run's batches on it, plus one goroutine per stream that reads acks. It is
+// safe for concurrent use.
+type Client struct {
+	opts Options
+	log  *slog.Logger
+	root string
+	host string
+	t0   time.Time // origin of the publish timestamps
+
+	ctx    context.Context // cancelled by Close: stops the loop
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has returned
+	kick   chan struct{} // wakes the sender; buffered, one pending wake is enough
+
+	// startMu serialises finding and starting a service.
+	startMu sync.Mutex
+	started []*started // protected by startMu: services this client started
+
+	// mu protects the fields below.
+	mu        sync.Mutex
+	conn      *grpc.ClientConn
+	target    string
+	rpc       runlogv1.RunlogClient
+	epoch     uint64        // counts Publish streams opened; 0 before the first
+	ready     bool          // the stream of epoch is up and its runs re-attached
+	state     chan struct{} // closed and replaced when ready, epoch or err change
+	err       error         // terminal: reconnecting gave up
+	closed    bool
+	runs      map[*Run]struct{}
+	batches   map[uint64]*batch // in flight on the current stream, by batch number
+	nextBatch uint64
+
+	stats struct {
+		published, acked, rejected, batches, resent, reconnects, waits atomic.Uint64
+		waitNanos                                                      atomic.Int64
+	}
+}
+
+// batch is one Publish request awaiting its response.
+type batch struct {
+	run  *Run
+	last uint64 // client_seq of its last record
+}
+
+// Stats counts what a client did since Connect.
+type Stats struct {
+	Published   uint64        // records accepted by the publishing calls
+	Acked       uint64        // records the service acknowledged (durable or rejected)
+	Rejected    uint64        // records the service refused
+	Batches     uint64        // Publish requests sent
+	Resent      uint64        // records sent again after a reconnect or a retryable error
+	Reconnects  uint64        // Publish streams re-established
+	WindowWaits uint64        // publishing calls that blocked on a full window
+	WindowWait  time.Duration // total time they blocked
+}
+
+// Connect finds the service, starting one when none answers (unless
+// opts.NoStart), and returns a client attached to it.
+func Connect(ctx context.Context, opts Options) (*Client, error) {
+	opts = opts.withDefaults()
+	root := opts.Root
+	if root == "" {
+		var err error
+		if root, err = DefaultRoot(); err != nil {
+			return nil, err
+		}
+	}
+	root, err := absPath(root)
+	if err != nil {
+		return nil, fmt.Errorf("connect: root %s: %w", opts.Root, err)
+	}
+	if opts.Address == "" {
+		opts.Address = os.Getenv("RUNLOG_SERVICE")
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	c := &Client{
+		opts:    opts,
+		log:     opts.Logger,
+		root:    root,
+		host:    host,
+		t0:      time.Now(),
+		done:    make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		state:   make(chan struct{}),
+		runs:    make(map[*Run]struct{}),
+		batches: make(map[uint64]*batch),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.ensure(ctx); err != nil {
+		c.cancel()
+		c.mu.Lock()
+		if c.conn != nil {
+			c.conn.Close()
+		}
+		c.mu.Unlock()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	go c.loop()
+	return c, nil
+}
+
+// Root returns the service directory the client uses.
+func (c *Client) Root() string { return c.root }
+
+// Target returns the gRPC target the client is connected to.
+func (c *Client) Target() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.target
+}
+
+// ServicePID returns the pid of the service running on the client's root, as
+// its lock file says, or 0 when it cannot tell.
+func (c *Client) ServicePID() int {
+	info, err := ReadLock(c.root)
+	if err != nil {
+		return 0
+	}
+	return info.PID
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	return Stats{
+		Published:   c.stats.published.Load(),
+		Acked:       c.stats.acked.Load(),
+		Rejected:    c.stats.rejected.Load(),
+		Batches:     c.stats.batches.Load(),
+		Resent:      c.stats.resent.Load(),
+		Reconnects:  c.stats.reconnects.Load(),
+		WindowWaits: c.stats.waits.Load(),
+		WindowWait:  time.Duration(c.stats.waitNanos.Load()),
+	}
+}
+
+// RPC returns the raw service client of the current connection, for calls
+// this package does not wrap. It changes after a reconnect.
+func (c *Client) RPC() runlogv1.RunlogClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rpc
+}
+
+// ListRuns lists the runs under the service's root.
+func (c *Client) ListRuns(ctx context.Context) ([]*runlogv1.RunSummary, error) {
+	var out []*runlogv1.RunSummary
+	err := c.call(ctx, func(ctx context.Context, rpc runlogv1.RunlogClient) error {
+		resp, err := rpc.ListRuns(ctx, &runlogv1.ListRunsRequest{})
+		out = resp.GetRuns()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+// Query returns a run's state folded from its log by the service, with up
+// to maxSamples history rows of keys.
+func (c *Client) Query(ctx context.Context, runID string, keys []string, maxSamples int) (*runlogv1.QueryResponse, error) {
+	var out *runlogv1.QueryResponse
+	err := c.call(ctx, func(ctx context.Context, rpc runlogv1.RunlogClient) error {
+		var err error
+		out, err = rpc.Query(ctx, &runlogv1.QueryRequest{RunId: runID, HistoryKeys: keys, MaxSamples: uint32(maxSamples)})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Init opens a run (new or resumed, as opts.Resume says) and attaches this
+// client to it with a client id of its own.
+func (c *Client) Init(ctx context.Context, opts RunOptions) (*Run, error) {
+	var cfg []field
+	if opts.Config != nil {
+		var err error
+		if cfg, err = convertMap(nil, opts.Config); err != nil {
+			return nil, fmt.Errorf("init run: config: %w", err)
+		}
+	}
+	var nonce [4]byte
+	crand.Read(nonce[:])
+	clientID := fmt.Sprintf("%s-%d-%s", c.host, os.Getpid(), hex.EncodeToString(nonce[:]))
+	req := &runlogv1.InitRequest{
+		RunId:    opts.ID,
+		Resume:   opts.Resume,
+		Mode:     opts.Mode,
+		ClientId: clientID,
+		Info: &runlogv1.RunInfo{
+			Project: opts.Project,
+			Name:    opts.Name,
+			Group:   opts.Group,
+			Tags:    opts.Tags,
+			Notes:   opts.Notes,
+			JobType: opts.JobType,
+			Program: os.Args[0],
+			Args:    os.Args[1:],
+		},
+		ClientPid: int64(os.Getpid()),
+	}
+	rpc, epoch, err := c.waitReady(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("init run %s: %w", opts.ID, err)
+	}
+	resp, err := rpc.Init(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("init run %s: %w", opts.ID, err)
+	}
+	r := newRun(c, resp, clientID, opts.Mode, epoch)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.runs[r] = struct{}{}
+	c.mu.Unlock()
+	if cfg != nil {
+		if err := r.publish(context.Background(), &runlogv1.Record{Payload: &runlogv1.Record_Config{
+			Config: &runlogv1.ConfigUpdate{Set: toItems(cfg)},
+		}}); err != nil {
+			return r, fmt.Errorf("init run %s: config: %w", r.id, err)
+		}
+	}
+	return r, nil
+}
+
+// Close flushes every open run (for at most Options.CloseTimeout), tells the
+// service this client is leaving, stops the client's goroutines and waits for
+// them. Runs that were not finished stay open in the service until it sees
+// the process gone. Close returns the flush errors, if any.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	runs := make([]*Run, 0, len(c.runs))
+	for r := range c.runs {
+		runs = append(runs, r)
+	}
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CloseTimeout)
+	var errs []error
+	for _, r := range runs {
+		if err := r.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close: %w", err))
+		}
+	}
+	for _, r := range runs {
+		if r.failed() != nil {
+			continue
+		}
+		tctx, tcancel := context.WithTimeout(ctx, c.opts.HealthTimeout)
+		err := c.call(tctx, func(ctx context.Context, rpc runlogv1.RunlogClient) error {
+			_, err := rpc.Teardown(ctx, &runlogv1.TeardownRequest{ClientId: r.clientID})
+			return err
+		})
+		tcancel()
+		if err != nil {
+			c.log.Warn("teardown", "run", r.id, "client", r.clientID, "err", err)
+		}
+	}
+	cancel()
+
+	c.cancel()
+	<-c.done
+	c.mu.Lock()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.mu.Unlock()
+	for _, r := range runs {
+		r.close()
+	}
+	c.startMu.Lock()
+	for _, s := range c.started {
+		s.exited()
+	}
+	c.startMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// absPath is filepath.Abs for a root directory.
+func absPath(p string) (string, error) {
+	if strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		p = home + p[1:]
+	}
+	return filepath.Abs(p)
+}
+
+// wake makes the sender look at the runs again.
+func (c *Client) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// stamp returns the publish time of a record, or 0 when nobody measures.
+func (c *Client) stamp() int64 {
+	if c.opts.OnAck == nil {
+		return 0
+	}
+	return int64(time.Since(c.t0))
+}
+
+func (c *Client) now() int64 { return int64(time.Since(c.t0)) }
+
+// changedLocked wakes everyone waiting on the client's state.
+func (c *Client) changedLocked() {
+	close(c.state)
+	c.state = make(chan struct{})
+}
+
+// waitReady waits until a stream is up and returns the connection's client
+// and the stream's epoch.
+func (c *Client) waitReady(ctx context.Context) (runlogv1.RunlogClient, uint64, error) {
+	for {
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return nil, 0, err
+		}
+		if c.ready {
+			rpc, epoch := c.rpc, c.epoch
+			c.mu.Unlock()
+			return rpc, epoch, nil
+		}
+		ch := c.state
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, 0, ErrClosed
+		}
+	}
+}
+
+// call runs a unary RPC, waiting for the connection first and trying again
+// when the call failed because the service went away (it is restarted and
+// the runs re-attached in between). Only idempotent calls go through here.
+func (c *Client) call(ctx context.Context, fn func(context.Context, runlogv1.RunlogClient) error) error {
+	for {
+		rpc, epoch, err := c.waitReady(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(ctx, rpc)
+		if err == nil {
+			return nil
+		}
+		code := status.Code(err)
+		if code != codes.Unavailable && !(code == codes.Canceled && ctx.Err() == nil) {
+			return err
+		}
+		// Give the loop a moment to notice the break; the service may also
+		// have answered UNAVAILABLE while its stream stayed up.
+		c.mu.Lock()
+		same, ch := c.epoch == epoch, c.state
+		c.mu.Unlock()
+		if same {
+			t := time.NewTimer(200 * time.Millisecond)
+			select {
+			case <-ch:
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			}
+			t.Stop()
+		}
+	}
+}
+
+// health reports whether the service at conn answers.
+func (c *Client) health(ctx context.Context, conn *grpc.ClientConn) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.HealthTimeout)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return true // a service without the health service still answers
+	}
+	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+}
+
+// try makes target the client's connection if a service answers there.
+func (c *Client) try(ctx context.Context, target string) bool {
+	c.mu.Lock()
+	conn, cur := c.conn, c.target
+	c.mu.Unlock()
+	if conn != nil && cur == target {
+		// A connection in backoff would fail the check at once although the
+		// service may be back.
+		conn.ResetConnectBackoff()
+		if c.health(ctx, conn) {
+			return true
+		}
+	}
+	fresh, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: c.opts.HealthTimeout,
+		}),
+	)
+	if err != nil {
+		c.log.Debug("dial", "target", target, "err", err)
+		return false
+	}
+	if !c.health(ctx, fresh) {
+		fresh.Close()
+		return false
+	}
+	c.mu.Lock()
+	old := c.conn
+	c.conn, c.target, c.rpc = fresh, target, runlogv1.NewRunlogClient(fresh)
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	c.log.Info("connected to runlog service", "target", target)
+	return true
+}
+
+// ensure connects to a service: the configured address, then the root's
+// socket, then one it starts.
+func (c *Client) ensure(ctx context.Context) error {
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
+	var tried []string
+	if c.opts.Address != "" {
+		t, err := Target(c.opts.Address)
+		if err != nil {
+			return err
+		}
+		if c.try(ctx, t) {
+			return nil
+		}
+		tried = append(tried, c.opts.Address)
+	}
+	sock := SocketPath(c.root)
+	if t := socketTarget(sock); t != "" && c.try(ctx, t) {
+		return nil
+	}
+	tried = append(tried, sock)
+	if c.opts.NoStart {
+		return fmt.Errorf("%w at %s", ErrNoService, strings.Join(tried, ", "))
+	}
+	target, err := c.startService(ctx, func(ctx context.Context) bool {
+		t := socketTarget(sock)
+		return t != "" && c.try(ctx, t)
+	})
+	if err != nil {
+		return err
+	}
+	if c.Target() == target {
+		return nil // the winner of a start race, already connected
+	}
+	if !c.try(ctx, target) {
+		return &StartError{Root: c.root, Log: c.root + "/" + logName, Tail: tail(c.root+"/"+logName, 10),
+			Err: fmt.Errorf("service started but does not answer at %s", target)}
+	}
+	return nil
+}
+
+// loop owns the Publish stream: it serves one stream at a time and
+// reconnects when it breaks, until Close or until reconnecting gives up.
+func (c *Client) loop() {
+	defer close(c.done)
+	for {
+		err := c.serve()
+		c.mu.Lock()
+		c.ready = false
+		clear(c.batches)
+		c.changedLocked()
+		c.mu.Unlock()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("publish stream broken; reconnecting", "err", err)
+		if err := c.reconnect(); err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.fail(err)
+			return
+		}
+		c.stats.reconnects.Add(1)
+	}
+}
+
+// reconnect reaches a service again, with backoff, for at most
+// Options.ReconnectTimeout.
+func (c *Client) reconnect() error {
+	start := time.Now()
+	deadline := start.Add(c.opts.ReconnectTimeout)
+	wait := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithDeadline(c.ctx, deadline)
+		err := c.ensure(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if c.ctx.Err() != nil {
+			return c.ctx.Err()
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w after %s (Options.ReconnectTimeout): %w", ErrGaveUp, time.Since(start).Round(time.Millisecond), err)
+		}
+		c.log.Debug("reconnect attempt failed", "err", err)
+		jittered := wait/2 + rand.N(wait/2+1)
+		t := time.NewTimer(min(jittered, time.Until(deadline)))
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return c.ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// fail ends the client: every call from now on returns err.
+func (c *Client) fail(err error) {
+	c.log.Error("runlog client stopped", "err", err)
+	c.mu.Lock()
+	c.err = err
+	c.changedLocked()
+	runs := make([]*Run, 0, len(c.runs))
+	for r := range c.runs {
+		runs = append(runs, r)
+	}
+	c.mu.Unlock()
+	for _, r := range runs {
+		r.fail(err)
+	}
+}
+
+// serve opens a Publish stream, re-attaches the runs and pumps batches and
+// acks until the stream breaks or the client closes.
+func (c *Client) serve() error {
+	c.mu.Lock()
+	rpc := c.rpc
+	c.mu.Unlock()
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	stream, err := rpc.Publish(ctx)
+	if err != nil {
+		return fmt.Errorf("open publish stream: %w", err)
+	}
+	c.mu.Lock()
+	c.epoch++
+	epoch := c.epoch
+	c.mu.Unlock()
+	if err := c.resync(ctx, rpc, epoch); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.ready = true
+	c.changedLocked()
+	c.mu.Unlock()
+
+	var recvErr error
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		recvErr = c.receive(stream)
+	}()
+	sendErr := c.send(ctx, rpc, stream, epoch, recvDone)
+	cancel()
+	<-recvDone
+	if sendErr != nil && !errors.Is(sendErr, errStreamDone) {
+		return sendErr
+	}
+	return recvErr
+}
+
+// errStreamDone tells serve that the receiver ended the stream.
+var errStreamDone = errors.New("stream ended")
+
+// resync re-attaches every run opened before this stream: Init with
+// ResumeMust and the run's client id, then resend what the service lacks.
+func (c *Client) resync(ctx context.Context, rpc runlogv1.RunlogClient, epoch uint64) error {
+	c.mu.Lock()
+	runs := make([]*Run, 0, len(c.runs))
+	for r := range c.runs {
+		runs = append(runs, r)
+	}
+	c.mu.Unlock()
+	for _, r := range runs {
+		if err := c.resyncRun(ctx, rpc, r, epoch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resyncRun re-attaches one run unless it already belongs to epoch. It
+// returns an error only when the stream should be given up.
+func (c *Client) resyncRun(ctx context.Context, rpc runlogv1.RunlogClient, r *Run, epoch uint64) error {
+	r.mu.Lock()
+	skip := r.epoch >= epoch || r.done() || (r.finishing && r.w.n == 0)
+	r.mu.Unlock()
+	if skip {
+		r.mu.Lock()
+		if r.epoch < epoch {
+			r.epoch = epoch
+		}
+		r.mu.Unlock()
+		return nil
+	}
+	resp, err := rpc.Init(ctx, &runlogv1.InitRequest{
+		RunId:     r.id,
+		Resume:    ResumeMust,
+		Mode:      r.mode,
+		ClientId:  r.clientID,
+		ClientPid: int64(os.Getpid()),
+	})
+	if err != nil {
+		switch status.Code(err) {
+		case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Internal, codes.Unknown:
+			return fmt.Errorf("re-attach run %s: %w", r.id, err)
+		}
+		r.fail(fmt.Errorf("re-attach run %s: %w", r.id, err))
+		return nil
+	}
+	r.mu.Lock()
+	r.resyncLocked(resp.GetAckedClientSeq(), epoch)
+	r.mu.Unlock()
+	c.log.Info("re-attached run", "run", r.id, "client", r.clientID, "acked", resp.GetAckedClientSeq())
+	return nil
+}
+
+// send is the sender: it turns each run's unsent records into batches
+// whenever the run may have another batch in flight, and sleeps until a
+// publish, an ack or a linger deadline wakes it.
+func (c *Client) send(ctx context.Context, rpc runlogv1.RunlogClient, stream runlogv1.Runlog_PublishClient, epoch uint64, recvDone <-chan struct{}) error {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var runs []*Run
+	for {
+		c.mu.Lock()
+		runs = runs[:0]
+		for r := range c.runs {
+			runs = append(runs, r)
+		}
+		c.mu.Unlock()
+
+		next := time.Duration(-1)
+		for _, r := range runs {
+			if r.epochOf() < epoch {
+				// Opened while the previous stream was breaking.
+				if err := c.resyncRun(ctx, rpc, r, epoch); err != nil {
+					return err
+				}
+			}
+			for {
+				req, last, wait := r.take(c.now())
+				if req == nil {
+					if wait > 0 && (next < 0 || wait < next) {
+						next = wait
+					}
+					break
+				}
+				c.mu.Lock()
+				c.nextBatch++
+				req.Batch = c.nextBatch
+				c.batches[req.Batch] = &batch{run: r, last: last}
+				c.mu.Unlock()
+				c.stats.batches.Add(1)
+				if err := stream.Send(req); err != nil {
+					return fmt.Errorf("publish: %w", err)
+				}
+			}
+		}
+		if next > 0 {
+			timer.Reset(next)
+		}
+		select {
+		case <-c.kick:
+		case <-timer.C:
+		case <-recvDone:
+			return errStreamDone
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		timer.Stop()
+	}
+}
+
+// receive reads acks until the stream ends.
+func (c *Client) receive(stream runlogv1.Runlog_PublishClient) error {
+	var lat []time.Duration
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("publish stream: %w", err)
+		}
+		c.mu.Lock()
+		b := c.batches[resp.GetBatch()]
+		delete(c.batches, resp.GetBatch())
+		c.mu.Unlock()
+		if b == nil {
+			c.log.Warn("ack for unknown batch", "batch", resp.GetBatch(), "run", resp.GetRunId())
+			continue
+		}
+		lat = b.run.ack(resp, b, lat[:0])
+		if c.opts.OnAck != nil && len(lat) > 0 {
+			c.opts.OnAck(b.run.id, lat)
+		}
+		c.wake()
+	}
+}
