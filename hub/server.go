@@ -1,0 +1,273 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"syscall"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/store"
+)
+
+// Options configure NewServer. The zero value is a working default: no
+// token, no TLS.
+type Options struct {
+	// Logger receives the hub's messages. Nil discards them.
+	Logger *slog.Logger
+	// Token, when set, is the bearer token every RPC must carry.
+	Token string
+	// TLSCertFile and TLSKeyFile, when set, make the server speak TLS with
+	// this PEM certificate and key.
+	TLSCertFile string
+	TLSKeyFile  string
+	// MaxRecvMsgBytes bounds one request. Zero means 64 MiB, well above the
+	// service's default record limit of 4 MiB.
+	MaxRecvMsgBytes int
+	// MaxQueued is how many requests of one stream may wait while the
+	// previous ones commit; they are merged into one append. Zero means 16.
+	MaxQueued int
+}
+
+// NewServer returns a gRPC server with the Hub service and the standard
+// health service registered on st. The caller serves it and, on shutdown,
+// stops it before closing st.
+func NewServer(st store.Store, opts Options) (*grpc.Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxRecvMsgBytes <= 0 {
+		opts.MaxRecvMsgBytes = 64 << 20
+	}
+	if opts.MaxQueued <= 0 {
+		opts.MaxQueued = 16
+	}
+	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(opts.MaxRecvMsgBytes)}
+	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(opts.TLSCertFile, opts.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("hub tls: %w", err)
+		}
+		sopts = append(sopts, grpc.Creds(creds))
+	}
+	if opts.Token != "" {
+		b := newBearer(opts.Token)
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(b.unary), grpc.ChainStreamInterceptor(b.stream))
+	}
+	gs := grpc.NewServer(sopts...)
+	runlogv1.RegisterHubServer(gs, &service{st: st, log: opts.Logger, maxQueued: opts.MaxQueued})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(runlogv1.Hub_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	return gs, nil
+}
+
+// service implements runlogv1.HubServer on a store.
+type service struct {
+	runlogv1.UnimplementedHubServer
+	st        store.Store
+	log       *slog.Logger
+	maxQueued int
+}
+
+var _ runlogv1.HubServer = (*service)(nil)
+
+// Ingest implements runlogv1.HubServer.
+func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest, runlogv1.IngestResponse]) error {
+	ctx := stream.Context()
+	// The receiver reads ahead so that requests arriving during a commit are
+	// merged into the next one. It ends when the stream does: on the
+	// client's end of stream, or when Ingest returns and gRPC cancels the
+	// stream, which unblocks its Recv.
+	reqs := make(chan *runlogv1.IngestRequest, s.maxQueued)
+	var recvErr error // written by the receiver before it closes reqs
+	go func() {
+		defer close(reqs)
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				recvErr = err
+				return
+			}
+			select {
+			case reqs <- r:
+			case <-ctx.Done():
+				recvErr = ctx.Err()
+				return
+			}
+		}
+	}()
+
+	var runID string
+	group := make([]*runlogv1.IngestRequest, 0, s.maxQueued+1)
+	var recs [][]byte
+	for {
+		r, ok := <-reqs
+		if !ok {
+			if errors.Is(recvErr, io.EOF) {
+				return nil
+			}
+			return recvErr
+		}
+		group = append(group[:0], r)
+	more:
+		for len(group) <= s.maxQueued {
+			select {
+			case r, ok := <-reqs:
+				if !ok {
+					break more // the closed channel is seen again above
+				}
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		recs = recs[:0]
+		for _, r := range group {
+			if runID == "" {
+				runID = r.GetRunId()
+			}
+			if r.GetRunId() != runID {
+				return status.Errorf(codes.InvalidArgument, "ingest stream of run %s carries a request for run %s: open one stream per run", runID, r.GetRunId())
+			}
+			recs = append(recs, r.GetRecords()...)
+		}
+		var (
+			hw  uint64
+			err error
+		)
+		if len(recs) == 0 {
+			if !store.ValidRunID(runID) {
+				err = fmt.Errorf("run %q: %w", runID, store.ErrBadRunID)
+			} else {
+				hw, err = s.st.HighWater(ctx, runID)
+			}
+		} else {
+			hw, err = s.st.Append(ctx, runID, recs)
+		}
+		if err != nil {
+			st := statusOf(err)
+			if st.Code() == codes.InvalidArgument || st.Code() == codes.FailedPrecondition {
+				s.log.Warn("ingest refused", "run", runID, "high_water", hw, "err", err)
+			}
+			return withMark(st, runID, hw, err)
+		}
+		for _, r := range group {
+			if err := stream.Send(&runlogv1.IngestResponse{RunId: runID, Batch: r.GetBatch(), HighWater: hw}); err != nil {
+				return err
+			}
+		}
+		clear(recs)
+	}
+}
+
+// withMark attaches the run's high-water mark to refusals that carry one.
+func withMark(st *status.Status, runID string, hw uint64, err error) error {
+	var gap *store.GapError
+	var bad *store.RecordError
+	if !errors.As(err, &gap) && !errors.As(err, &bad) {
+		return st.Err()
+	}
+	if gap != nil {
+		hw = gap.HighWater
+	}
+	d, derr := st.WithDetails(&runlogv1.HighWaterMark{RunId: runID, HighWater: hw})
+	if derr != nil {
+		return st.Err()
+	}
+	return d.Err()
+}
+
+// statusOf maps an error of the store to a gRPC status: the one place where
+// the hub decides what a client sees.
+func statusOf(err error) *status.Status {
+	var gap *store.GapError
+	var bad *store.RecordError
+	switch {
+	case errors.As(err, &gap):
+		return status.New(codes.FailedPrecondition, gap.Error())
+	case errors.As(err, &bad):
+		return status.New(codes.InvalidArgument, bad.Error())
+	case errors.Is(err, store.ErrBadRunID):
+		return status.New(codes.InvalidArgument, err.Error()+": a run id is 1 to 128 of [A-Za-z0-9._-], starting with a letter or digit")
+	case errors.Is(err, store.ErrNotFound):
+		return status.New(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrClosed):
+		return status.New(codes.Unavailable, "the hub is shutting down")
+	case errors.Is(err, syscall.ENOSPC):
+		return status.New(codes.ResourceExhausted, "the hub's disk is full: "+err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.New(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.New(codes.DeadlineExceeded, err.Error())
+	}
+	if st, ok := status.FromError(err); ok {
+		return st
+	}
+	return status.New(codes.Internal, err.Error())
+}
+
+// ListRuns implements runlogv1.HubServer.
+func (s *service) ListRuns(ctx context.Context, req *runlogv1.HubListRunsRequest) (*runlogv1.HubListRunsResponse, error) {
+	runs, err := s.st.ListRuns(ctx, store.ListOptions{Project: req.GetProject()})
+	if err != nil {
+		return nil, statusOf(err).Err()
+	}
+	return &runlogv1.HubListRunsResponse{Runs: runs}, nil
+}
+
+// GetRun implements runlogv1.HubServer.
+func (s *service) GetRun(ctx context.Context, req *runlogv1.GetRunRequest) (*runlogv1.GetRunResponse, error) {
+	if !store.ValidRunID(req.GetRunId()) {
+		return nil, statusOf(fmt.Errorf("run %q: %w", req.GetRunId(), store.ErrBadRunID)).Err()
+	}
+	run, state, err := s.st.Run(ctx, req.GetRunId())
+	if err != nil {
+		return nil, statusOf(err).Err()
+	}
+	return &runlogv1.GetRunResponse{Run: run, State: state}, nil
+}
+
+// historyChunk is how many samples one History response carries.
+const historyChunk = 1000
+
+// History implements runlogv1.HubServer.
+func (s *service) History(req *runlogv1.HubHistoryRequest, stream grpc.ServerStreamingServer[runlogv1.HubHistoryResponse]) error {
+	if !store.ValidRunID(req.GetRunId()) {
+		return statusOf(fmt.Errorf("run %q: %w", req.GetRunId(), store.ErrBadRunID)).Err()
+	}
+	q := store.HistoryQuery{
+		Keys:       req.GetKeys(),
+		MinStep:    req.GetMinStep(),
+		MaxStep:    req.GetMaxStep(),
+		HasMaxStep: req.MaxStep != nil,
+		MaxSamples: int(req.GetMaxSamples()),
+	}
+	var chunk []*runlogv1.HistorySample
+	err := s.st.History(stream.Context(), req.GetRunId(), q, func(h *runlogv1.HistorySample) error {
+		chunk = append(chunk, h)
+		if len(chunk) < historyChunk {
+			return nil
+		}
+		err := stream.Send(&runlogv1.HubHistoryResponse{Samples: chunk})
+		chunk = nil
+		return err
+	})
+	if err != nil {
+		return statusOf(err).Err()
+	}
+	if len(chunk) > 0 {
+		return stream.Send(&runlogv1.HubHistoryResponse{Samples: chunk})
+	}
+	return nil
+}
