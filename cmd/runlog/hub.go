@@ -1,11 +1,187 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/runlog/runlog/hub"
+	"github.com/runlog/runlog/store"
 )
 
 func cmdHub(args []string) int {
-	fmt.Fprintln(os.Stderr, "runlog hub: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("runlog hub", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: runlog hub --listen HOST:PORT --store DIR [flags]
+
+Runs the hub that services and "runlog sync" push runs into. Every record it
+acknowledges is fsynced in the store; a resend is recognised by (run, seq) and
+stored once. SIGTERM or SIGINT stops it cleanly.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on, HOST:PORT (port 0 picks a free one; see --port-file)")
+	dir := fs.String("store", "", "directory of the hub's store (created if missing)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token every RPC must carry")
+	cert := fs.String("tls-cert", "", "PEM certificate: serve TLS (clients use grpcs://)")
+	key := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	portFile := fs.String("port-file", "", `write {"pid":..,"tcp":"HOST:PORT"} here, atomically, once listening`)
+	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long to let streams finish on shutdown before closing them")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "runlog hub: --store DIR is required and no arguments are taken")
+		fs.Usage()
+		return 2
+	}
+	if (*cert == "") != (*key == "") {
+		fmt.Fprintln(os.Stderr, "runlog hub: --tls-cert and --tls-key go together")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := runHub(log, hubConfig{
+		listen: *listen, dir: *dir, tokenFile: *tokenFile, cert: *cert, key: *key,
+		portFile: *portFile, grace: *grace,
+	}); err != nil {
+		fmt.Fprintf(os.Stderr, "runlog hub: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type hubConfig struct {
+	listen, dir, tokenFile, cert, key, portFile string
+	grace                                       time.Duration
+}
+
+func runHub(log *slog.Logger, c hubConfig) error {
+	var token string
+	if c.tokenFile != "" {
+		var err error
+		if token, err = readTokenFile(c.tokenFile); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(c.dir, store.Options{Logger: log})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%w: is another hub running on --store %s?", err, c.dir)
+		}
+		return err
+	}
+	defer st.Close()
+	gs, err := hub.NewServer(st, hub.Options{Logger: log, Token: token, TLSCertFile: c.cert, TLSKeyFile: c.key})
+	if err != nil {
+		return err
+	}
+	addr := strings.TrimPrefix(c.listen, "tcp://")
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if c.portFile != "" {
+		info := map[string]any{"pid": os.Getpid(), "tcp": lis.Addr().String()}
+		if err := writeHubPortFile(c.portFile, info); err != nil {
+			lis.Close()
+			return fmt.Errorf("port file: %w", err)
+		}
+		defer os.Remove(c.portFile)
+	}
+	log.Info("hub listening", "addr", lis.Addr().String(), "store", st.Path(), "tls", c.cert != "", "token", token != "")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("hub stopping")
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(c.grace):
+		log.Warn("streams still open after the shutdown timeout; closing them", "timeout", c.grace)
+		gs.Stop()
+		<-stopped
+	}
+	<-served
+	if err := st.Close(); err != nil {
+		return err
+	}
+	log.Info("hub stopped")
+	return nil
+}
+
+// readTokenFile returns the bearer token in path, without surrounding white
+// space.
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
+}
+
+// writeHubPortFile writes v as JSON to a temporary name beside path, syncs it,
+// renames it into place and syncs the directory, so a reader sees the whole
+// file or none of it.
+func writeHubPortFile(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
