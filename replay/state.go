@@ -68,6 +68,28 @@ func (s *State) HistoryRows() uint64 { return s.history.rows() }
 // Caveats for when it is not.
 func (s *State) HistoryRowsExact() bool { return !s.history.approx }
 
+// SetHistoryRows corrects an estimated live row count with the exact count
+// from the log (CountHistory up to LastSeq). The difference goes to the
+// merged stretches the estimate came from, so later rewinds start from the
+// right total.
+func (s *State) SetHistoryRows(n uint64) {
+	d := int64(n) - int64(s.history.total)
+	for i := range s.history.segs {
+		g := &s.history.segs[i]
+		if g.exact || d == 0 {
+			continue
+		}
+		adj := max(d, -int64(g.n))
+		g.n = uint64(int64(g.n) + adj)
+		d -= adj
+	}
+	s.history.total = 0
+	for _, g := range s.history.segs {
+		s.history.total += g.n
+	}
+	s.history.approx = s.history.total != n
+}
+
 // LastStep returns the step floor: the last history row's step, or the step
 // of a later rewind; -1 when the run has no history.
 func (s *State) LastStep() int64 { return s.lastStep }
