@@ -43,7 +43,9 @@ func TestRecordsFilters(t *testing.T) {
 		t.Fatalf("unfiltered read %d records of %d", len(all), l.LastSeq())
 	}
 	// Every record of the example is 1.5ms after the previous one.
-	at := func(seq uint64) time.Time { return replaytest.Start.Add(time.Duration(seq-1) * 1500 * time.Microsecond) }
+	at := func(seq uint64) time.Time {
+		return replaytest.Start.Add(time.Duration(seq-1) * 1500 * time.Microsecond)
+	}
 	recs, _ := l.Read(1, 100, 0)
 	var batchOf = map[uint64]time.Time{}
 	for _, r := range recs {
