@@ -42,10 +42,6 @@ func TestRecordsFilters(t *testing.T) {
 	if len(all) != int(l.LastSeq()) || all[0] != 1 {
 		t.Fatalf("unfiltered read %d records of %d", len(all), l.LastSeq())
 	}
-	// Every record of the example is 1.5ms after the previous one.
-	at := func(seq uint64) time.Time {
-		return replaytest.Start.Add(time.Duration(seq-1) * 1500 * time.Microsecond)
-	}
 	recs, _ := l.Read(1, 100, 0)
 	var batchOf = map[uint64]time.Time{}
 	for _, r := range recs {
@@ -63,7 +59,7 @@ func TestRecordsFilters(t *testing.T) {
 		{"client", replay.Filter{Client: "host-a-2"}, func(r *runlogv1.Record) bool { return r.ClientId == "host-a-2" }},
 		{"since", replay.Filter{Since: batchOf[13]}, func(r *runlogv1.Record) bool { return !batchOf[r.Seq].Before(batchOf[13]) }},
 		{"until", replay.Filter{Until: batchOf[13]}, func(r *runlogv1.Record) bool { return !batchOf[r.Seq].After(batchOf[13]) }},
-		{"all of them", replay.Filter{From: 2, To: 20, Kinds: []replay.Kind{replay.KindHistory}, Client: "host-a-1", Since: at(1)}, func(r *runlogv1.Record) bool {
+		{"all of them", replay.Filter{From: 2, To: 20, Kinds: []replay.Kind{replay.KindHistory}, Client: "host-a-1", Since: batchOf[1]}, func(r *runlogv1.Record) bool {
 			return r.Seq >= 2 && r.Seq <= 20 && r.GetHistory() != nil && r.ClientId == "host-a-1"
 		}},
 	}
