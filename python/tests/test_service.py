@@ -1,0 +1,298 @@
+"""The client against the real `runlog service` process: durability across
+client and service crashes, several processes on one run, the lifecycle
+hooks. Logs are read back with `runlog replay --json`."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+import runlog
+from conftest import (
+    of_kind,
+    replay,
+    run_script,
+    service_pid,
+    start_script,
+    values,
+    wait_gone,
+)
+
+
+def test_flushed_records_survive_os_exit(tmp_path, root, runlog_bin):
+    code, out, err = run_script(tmp_path, root, runlog_bin, """
+        import os, runlog
+        run = runlog.init(project="crash", config={"lr": 0.1})
+        for i in range(5000):
+            run.log({"i": i, "x": i * 0.5, "nan": float("nan")})
+        run.flush()
+        print(run.id, flush=True)
+        # Logged after the flush: may or may not be durable, never duplicated.
+        for i in range(5000, 5100):
+            run.log({"i": i})
+        os._exit(1)
+    """)
+    assert code == 1, err
+    run_id = out.split()[0]
+    recs = replay(runlog_bin, root, run_id)
+    rows = [values(r["history"]["items"]) for r in of_kind(recs, "history")]
+    seen = Counter(r["i"] for r in rows)
+    assert all(seen[i] == 1 for i in range(5000)), "a flushed row is missing or doubled"
+    assert max(seen.values()) == 1
+    assert all(math.isnan(r["nan"]) for r in rows if r["i"] < 5000)
+    steps = [r["history"]["step"] for r in of_kind(recs, "history")]
+    assert steps == list(range(len(steps)))
+    assert of_kind(recs, "config")[0]["config"]["set"][0]["key"] == "lr"
+    assert not of_kind(recs, "exit")
+
+    # The run can be resumed: steps continue after the last durable row.
+    run = runlog.init(id=run_id, resume="must", capture_console=False)
+    assert run.resumed
+    run.log({"i": -1})
+    run.finish()
+    recs = replay(runlog_bin, root, run_id)
+    last = of_kind(recs, "history")[-1]
+    assert last["history"]["step"] == len(steps)
+    assert of_kind(recs, "exit")[0]["exit"]["reason"] == "finished"
+
+
+def test_service_sigkill_while_logging(tmp_path, root, runlog_bin):
+    n = 60000
+    p = start_script(tmp_path, root, runlog_bin, f"""
+        import sys, runlog
+        run = runlog.init(project="kill", capture_console=False)
+        print(run.id, flush=True)
+        for i in range({n}):
+            run.log({{"i": i, "loss": 1.0 / (i + 1)}})
+            if i == 2000:
+                print("logging", flush=True)
+                run.flush()
+            if i == 4000:
+                # Wait until the test has killed the service.
+                sys.stdin.readline()
+        run.finish()
+        print("reconnects", run.stats()["reconnects"], flush=True)
+    """)
+    try:
+        run_id = p.stdout.readline().split()[0]
+        assert p.stdout.readline().strip() == "logging"
+        pid = service_pid(root)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert "reconnects 1" in out or "reconnects 2" in out, out + err
+    assert service_pid(root) != pid
+    recs = replay(runlog_bin, root, run_id)
+    hist = of_kind(recs, "history")
+    got = [values(r["history"]["items"])["i"] for r in hist]
+    assert got == list(range(n)), "records lost, doubled or reordered"
+    assert [r["client_seq"] for r in hist] == list(range(1, n + 1))
+    assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    assert recs[-1]["kind"] == "exit" and recs[-1]["exit"]["reason"] == "finished"
+
+
+def test_four_processes_one_run(tmp_path, root, runlog_bin):
+    run_id = "shared-run-1"
+    k = 300
+    procs = [
+        start_script(tmp_path, root, runlog_bin, f"""
+            import runlog
+            rank = {rank}
+            run = runlog.init(id="{run_id}", resume="allow", project="dist")
+            for i in range({k}):
+                run.summary[f"rank{{rank}}/i"] = i
+                print(f"rank {{rank}} line {{i}}")
+            run.alert(f"rank {{rank}} done")
+            run.finish()
+            print("client", run.client_id)
+        """, name=f"rank{rank}.py")
+        for rank in range(4)
+    ]
+    clients = set()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        clients.add(out.strip().splitlines()[-1].split()[1])
+    assert len(clients) == 4
+    recs = replay(runlog_bin, root, run_id)
+    by_client = defaultdict(list)
+    for r in recs:
+        if r["kind"] in ("summary", "output", "alert"):
+            by_client[r["client_id"]].append(r)
+    assert set(by_client) == clients
+    for cid, rs in by_client.items():
+        assert Counter(r["kind"] for r in rs) == {"summary": k, "output": k, "alert": 1}
+        assert [r["client_seq"] for r in rs] == list(range(1, len(rs) + 1))
+        rank = rs[0]["summary"]["set"][0]["key"].split("/")[0]
+        texts = [r["output"]["text"] for r in rs if r["kind"] == "output"]
+        assert texts == [f"{rank.replace('rank', 'rank ')} line {i}\n" for i in range(k)]
+    exits = of_kind(recs, "exit")
+    assert len(exits) == 1 and recs[-1]["kind"] == "exit"
+
+
+def test_bad_values_keep_the_run_usable(root, runlog_bin):
+    run = runlog.init(project="bad", capture_console=False)
+    run.log({"loss": 1.0})
+    with pytest.raises(TypeError, match="'weights'"):
+        run.log({"loss": 2.0, "weights": [1.0, 2.0]})
+    with pytest.raises(TypeError, match="'opt/fn'"):
+        run.log({"opt": {"fn": print}})
+    with pytest.raises(ValueError, match="'huge'"):
+        run.log({"huge": 1 << 70})
+    with pytest.raises(ValueError, match="empty"):
+        run.summary[""] = 1
+    with pytest.raises(ValueError, match="lower than"):
+        run.log({"loss": 3.0}, step=0)
+    run.log({"loss": 4.0})
+    run.finish()
+    recs = replay(runlog_bin, root, run.id)
+    rows = [(r["history"]["step"], values(r["history"]["items"])) for r in of_kind(recs, "history")]
+    assert rows == [(0, {"loss": 1.0}), (1, {"loss": 4.0})]
+
+
+def test_context_manager_records_failure(root, runlog_bin):
+    with pytest.raises(RuntimeError, match="diverged"):
+        with runlog.init(project="ctx", capture_console=False) as run:
+            run.log({"loss": float("inf")})
+            raise RuntimeError("loss diverged")
+    recs = replay(runlog_bin, root, run.id)
+    ex = recs[-1]
+    assert ex["kind"] == "exit"
+    assert ex["exit"]["reason"] == "failed" and ex["exit"]["code"] == 1
+    assert "RuntimeError: loss diverged" in ex["exit"]["message"]
+    assert "Traceback" in ex["exit"]["message"]
+    assert values(of_kind(recs, "history")[0]["history"]["items"])["loss"] == math.inf
+
+    with runlog.init(project="ctx", capture_console=False) as ok:
+        ok.log({"loss": 0.5})
+    assert replay(runlog_bin, root, ok.id)[-1]["exit"]["reason"] == "finished"
+
+
+def test_uncaught_exception_fails_the_run(tmp_path, root, runlog_bin):
+    code, out, err = run_script(tmp_path, root, runlog_bin, """
+        import runlog
+        run = runlog.init(project="boom")
+        print(run.id, flush=True)
+        run.log({"loss": 1.0})
+        def train():
+            raise ValueError("bad batch 17")
+        train()
+    """)
+    assert code == 1
+    assert "ValueError: bad batch 17" in err  # the traceback still reaches stderr
+    run_id = out.split()[0]
+    recs = replay(runlog_bin, root, run_id)
+    ex = recs[-1]
+    assert ex["kind"] == "exit" and ex["exit"]["reason"] == "failed"
+    assert "in train" in ex["exit"]["message"]
+    assert "ValueError: bad batch 17" in ex["exit"]["message"]
+    captured = "".join(r["output"]["text"] for r in of_kind(recs, "output")
+                       if r["output"].get("stream") == "stderr")
+    assert "ValueError: bad batch 17" in captured
+
+
+def test_atexit_finishes_a_forgotten_run(tmp_path, root, runlog_bin):
+    code, out, err = run_script(tmp_path, root, runlog_bin, """
+        import runlog
+        run = runlog.init(project="forgot")
+        print(run.id)
+        for i in range(100):
+            runlog.log({"i": i})
+    """)
+    assert code == 0, err
+    run_id = out.split()[0]
+    recs = replay(runlog_bin, root, run_id)
+    assert len(of_kind(recs, "history")) == 100
+    assert recs[-1]["kind"] == "exit"
+    assert recs[-1]["exit"]["reason"] == "finished" and recs[-1]["exit"].get("code", 0) == 0
+
+
+@pytest.mark.parametrize("preemptible, reason", [("", "killed"), ("1", "preempted")])
+def test_sigterm_finishes_the_run(tmp_path, root, runlog_bin, preemptible, reason):
+    p = start_script(tmp_path, root, runlog_bin, """
+        import sys, runlog
+        run = runlog.init(project="term")
+        run.log({"loss": 1.0})
+        print(run.id, flush=True)
+        sys.stdin.readline()
+    """, RUNLOG_PREEMPTIBLE=preemptible)
+    try:
+        run_id = p.stdout.readline().split()[0]
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == -signal.SIGTERM
+    recs = replay(runlog_bin, root, run_id)
+    assert recs[-1]["kind"] == "exit"
+    assert recs[-1]["exit"]["reason"] == reason
+    assert recs[-1]["exit"]["code"] == 128 + signal.SIGTERM
+
+
+def test_console_capture(tmp_path, root, runlog_bin):
+    code, out, err = run_script(tmp_path, root, runlog_bin, """
+        import sys, runlog
+        with runlog.init(project="console") as run:
+            print("hello", "world")
+            print("two\\nlines")
+            sys.stderr.write("partial ")
+            sys.stderr.write("warning\\n")
+            sys.stdout.write("no newline at the end")
+        print(run.id)
+        with runlog.init(project="console", capture_console=False) as quiet:
+            print("not captured")
+        print(quiet.id)
+    """)
+    assert code == 0, err
+    assert "hello world" in out and "not captured" in out
+    lines = out.strip().splitlines()
+    recs = replay(runlog_bin, root, lines[-3].replace("no newline at the end", ""))
+    got = [(r["output"]["stream"], r["output"]["text"]) for r in of_kind(recs, "output")]
+    assert got == [
+        ("stdout", "hello world\n"),
+        ("stdout", "two\n"),
+        ("stdout", "lines\n"),
+        ("stderr", "partial warning\n"),
+        ("stdout", "no newline at the end"),
+    ]
+    assert not of_kind(replay(runlog_bin, root, lines[-1]), "output")
+
+
+def test_missing_binary_says_how_to_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNLOG_BIN", str(tmp_path / "nope" / "runlog"))
+    monkeypatch.delenv("RUNLOG_SERVICE", raising=False)
+    with pytest.raises(runlog.ServiceNotFoundError, match='make build.*RUNLOG_BIN'):
+        runlog.init(dir=str(tmp_path / "root"), capture_console=False)
+    monkeypatch.delenv("RUNLOG_BIN")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(runlog.ServiceNotFoundError, match="put runlog on PATH"):
+        runlog.init(dir=str(tmp_path / "root"), capture_console=False)
+
+
+def test_service_that_fails_to_start_is_reported(tmp_path, monkeypatch):
+    fake_bin = tmp_path / "runlog"
+    fake_bin.write_text("#!/bin/sh\necho 'cannot open root: disk on fire' >&2\nexit 1\n")
+    fake_bin.chmod(0o755)
+    monkeypatch.setenv("RUNLOG_BIN", str(fake_bin))
+    monkeypatch.delenv("RUNLOG_SERVICE", raising=False)
+    root = tmp_path / "root"
+    with pytest.raises(runlog.ServiceStartError, match="disk on fire") as ei:
+        runlog.init(dir=str(root), capture_console=False,
+                    options=runlog.Options(start_timeout=10))
+    assert ei.value.log_path == str(root / "service.log")
+    assert "service.log" in str(ei.value)
