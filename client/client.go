@@ -70,6 +70,7 @@ type Client struct {
 type batch struct {
 	run  *Run
 	last uint64 // client_seq of its last record
+	gen  uint64 // the run's send generation when it was sent
 }
 
 // Stats counts what a client did since Connect.
@@ -702,7 +703,7 @@ func (c *Client) send(ctx context.Context, rpc runlogv1.RunlogClient, stream run
 				}
 			}
 			for {
-				req, last, wait := r.take(c.now())
+				req, last, gen, wait := r.take(c.now())
 				if req == nil {
 					if wait > 0 && (next < 0 || wait < next) {
 						next = wait
@@ -712,7 +713,7 @@ func (c *Client) send(ctx context.Context, rpc runlogv1.RunlogClient, stream run
 				c.mu.Lock()
 				c.nextBatch++
 				req.Batch = c.nextBatch
-				c.batches[req.Batch] = &batch{run: r, last: last}
+				c.batches[req.Batch] = &batch{run: r, last: last, gen: gen}
 				c.mu.Unlock()
 				c.stats.batches.Add(1)
 				if err := stream.Send(req); err != nil {

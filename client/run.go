@@ -43,7 +43,8 @@ type Run struct {
 	sent        uint64 // highest client_seq sent on the current stream
 	maxSent     uint64 // highest client_seq ever sent, to count resends
 	unsentBytes int
-	inflight    int   // batches awaiting their response
+	inflight    int    // batches awaiting their response
+	gen         uint64 // bumped whenever sending restarts from acked+1
 	pending     int64 // when the oldest unsent record was published (client clock)
 	flushTo     uint64
 	retryAt     int64 // after a retryable batch error: no batch before this
@@ -337,24 +338,24 @@ func (r *Run) pushLocked(b []byte, at int64) bool {
 // take returns the run's next batch if one may go now. Otherwise, if a
 // linger or retry delay holds records back, it returns how long until they
 // may go.
-func (r *Run) take(now int64) (*runlogv1.PublishRequest, uint64, time.Duration) {
+func (r *Run) take(now int64) (req *runlogv1.PublishRequest, last, gen uint64, wait time.Duration) {
 	o := &r.c.opts
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done() || r.closed {
-		return nil, 0, 0
+		return nil, 0, 0, 0
 	}
 	next := r.w.next()
 	if r.sent+1 >= next || r.inflight >= o.MaxInflight {
-		return nil, 0, 0
+		return nil, 0, 0, 0
 	}
 	if r.retryAt > now {
-		return nil, 0, time.Duration(r.retryAt - now)
+		return nil, 0, 0, time.Duration(r.retryAt - now)
 	}
 	unsent := next - 1 - r.sent
 	if r.inflight > 0 && unsent < uint64(o.BatchRecords) && r.unsentBytes < o.BatchBytes && r.flushTo <= r.sent {
 		if age := time.Duration(now - r.pending); age < o.Linger {
-			return nil, 0, o.Linger - age
+			return nil, 0, 0, o.Linger - age
 		}
 	}
 	from := r.sent + 1
@@ -369,7 +370,7 @@ func (r *Run) take(now int64) (*runlogv1.PublishRequest, uint64, time.Duration) 
 		recs = append(recs, d)
 		size += len(d)
 	}
-	last := from + uint64(len(recs)) - 1
+	last = from + uint64(len(recs)) - 1
 	if from <= r.maxSent {
 		r.c.stats.resent.Add(min(last, r.maxSent) - from + 1)
 	}
@@ -380,7 +381,7 @@ func (r *Run) take(now int64) (*runlogv1.PublishRequest, uint64, time.Duration) 
 	if r.sent+1 < next {
 		r.pending = now
 	}
-	return &runlogv1.PublishRequest{RunId: r.id, ClientId: r.clientID, Records: recs}, last, 0
+	return &runlogv1.PublishRequest{RunId: r.id, ClientId: r.clientID, Records: recs}, last, r.gen, 0
 }
 
 // ack applies the service's response to batch b and returns lat extended by
@@ -396,9 +397,17 @@ func (r *Run) ack(resp *runlogv1.PublishResponse, b *batch, lat []time.Duration)
 		err := status.Error(codes.Code(e.GetCode()), e.GetMessage())
 		switch codes.Code(e.GetCode()) {
 		case codes.ResourceExhausted, codes.Unavailable, codes.Aborted, codes.DeadlineExceeded:
+			if b.gen != r.gen {
+				// Sent before the last restart of sending: its records go
+				// again anyway, and the service refuses batches behind a
+				// failed one, so this is an echo of the failure already
+				// handled, not a new one.
+				return lat
+			}
 			// Nothing of the batch was written: send everything un-acked
 			// again after a pause. Batches still in flight may land in
 			// between; the service drops what it already holds.
+			r.gen++
 			r.retryWait = min(max(2*r.retryWait, 50*time.Millisecond), 2*time.Second)
 			r.retryAt = now + int64(r.retryWait)
 			r.sent = r.acked
@@ -459,6 +468,7 @@ func (r *Run) resyncLocked(acked, epoch uint64) {
 	r.unsentBytes = r.w.bytes
 	r.inflight = 0
 	r.retryAt = 0
+	r.gen++
 	r.epoch = epoch
 }
 
