@@ -45,7 +45,7 @@ type Run struct {
 	unsentBytes int
 	inflight    int    // batches awaiting their response
 	gen         uint64 // bumped whenever sending restarts from acked+1
-	pending     int64 // when the oldest unsent record was published (client clock)
+	pending     int64  // when the oldest unsent record was published (client clock)
 	flushTo     uint64
 	retryAt     int64 // after a retryable batch error: no batch before this
 	retryWait   time.Duration
