@@ -147,8 +147,10 @@ class FakeService(service_pb2_grpc.RunlogServicer):
 class FakeServer:
     """A FakeService listening on a unix socket; stop() waits for it."""
 
-    def __init__(self, socket_path: str):
-        self.service = FakeService()
+    def __init__(self, socket_path: str, service: "FakeService | None" = None):
+        # Passing the service of a stopped server "restarts" it with its
+        # runs intact, as the real service reopens its logs.
+        self.service = service or FakeService()
         self.address = "unix://" + socket_path
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         service_pb2_grpc.add_RunlogServicer_to_server(self.service, self.server)

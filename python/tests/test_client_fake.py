@@ -164,3 +164,26 @@ def test_init_refusals(fake, tmp_path):
     assert ei.value.code == "NOT_FOUND"
     with pytest.raises(ValueError, match="resume"):
         runlog.init(resume="sometimes", dir=str(tmp_path), options=opts(fake))
+
+
+def test_reconnect_resends_unacked_exactly_once(fake, tmp_path):
+    from fakeservice import FakeServer
+
+    run = runlog.init(dir=str(tmp_path), capture_console=False,
+                      options=opts(fake, reconnect_timeout=30))
+    for i in range(2000):
+        run.log({"i": i})
+    # Forget acks: the service "crashes" before answering, so the client
+    # must resend, and the service must drop what it already holds.
+    fake.stop()
+    for i in range(2000, 4000):
+        run.log({"i": i})
+    again = FakeServer(fake.address[len("unix://"):], service=fake.service)
+    try:
+        for i in range(4000, 5000):
+            run.log({"i": i})
+        run.finish()
+        assert [values(r)["i"] for r in history(again, run.id)] == list(range(5000))
+        assert run.stats()["reconnects"] >= 1
+    finally:
+        again.stop()
