@@ -187,3 +187,30 @@ def test_reconnect_resends_unacked_exactly_once(fake, tmp_path):
         assert run.stats()["reconnects"] >= 1
     finally:
         again.stop()
+
+
+def test_forked_child_cannot_use_the_parents_run(fake, tmp_path):
+    import os
+
+    run = runlog.init(dir=str(tmp_path), capture_console=False, options=opts(fake))
+    run.log({"parent": 1.0})
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            run.log({"child": 1.0})
+            msg = b"logged"
+        except runlog.RunClosedError as e:
+            msg = str(e).encode()
+        except BaseException as e:  # anything else is a failure too
+            msg = repr(e).encode()
+        os.write(w, msg)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode()
+    os.waitpid(pid, 0)
+    assert "belongs to process" in msg and "runlog.init" in msg
+    run.log({"parent": 2.0})
+    run.finish()
+    assert [values(r) for r in history(fake, run.id)] == [{"parent": 1.0}, {"parent": 2.0}]

@@ -30,16 +30,33 @@ import os
 import signal
 import sys
 import threading
+import weakref
 from typing import Any, List
 
 from runlog import _console
 
-_mu = threading.Lock()
-# protects _runs and _installed
+# Re-entrant: the SIGTERM handler may run while the main thread holds it.
+_mu = threading.RLock()
+# protects _runs, _all and _installed
 _runs: List[Any] = []
+# Every live run, hooks or not, so a forked child can disown them all.
+_all: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _installed = False
+_fork_hook = False
 _prev_excepthook: Any = None
 _prev_sigterm: Any = None
+
+
+def track(run: Any) -> None:
+    """Remembers run so that a forked child disowns it."""
+    global _fork_hook
+    with _mu:
+        _all.add(run)
+        if _fork_hook:
+            return
+        _fork_hook = True
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
 
 
 def register(run: Any) -> None:
@@ -68,8 +85,6 @@ def _install() -> None:
     _prev_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     atexit.register(_atexit)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork)
     if threading.current_thread() is threading.main_thread():
         try:
             cur = signal.getsignal(signal.SIGTERM)
@@ -131,8 +146,9 @@ def _on_sigterm(signum, frame) -> None:
 
 def _after_fork() -> None:
     global _mu
-    _mu = threading.Lock()
-    for run in _runs:
+    _mu = threading.RLock()
+    for run in list(_all):
         run._abandon()
+    _all.clear()
     _runs.clear()
     _console.reset_after_fork()

@@ -420,6 +420,7 @@ class Run:
         if resume_from is not None:
             self.rewind(resume_from)
         self._capture = capture_console
+        _hooks.track(self)
         if opts.hooks:
             _hooks.register(self)
         if capture_console:

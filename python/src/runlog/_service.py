@@ -216,10 +216,12 @@ class Service:
         # service already holding ROOT: connect to it once it answers.
         target = "unix://" + self.socket
         ch = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        # The winner may be between taking the lock and writing its pid.
+        grace = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             if os.path.exists(self.socket) and health(ch, timeout=1.0):
                 return ch, target
-            if not _lock_held_by_live_process(self.root):
+            if not _lock_held_by_live_process(self.root) and time.monotonic() > grace:
                 break
             time.sleep(0.02)
         ch.close()
