@@ -1,11 +1,288 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/runlog/runlog/client"
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/replay"
+	"github.com/runlog/runlog/wal"
 )
 
-func cmdRuns(args []string) int {
-	fmt.Fprintln(os.Stderr, "runlog runs: not implemented yet")
-	return 2
+func cmdRuns(args []string) int { return runRuns(args, os.Stdout, os.Stderr) }
+
+// runRow is one run as `runlog runs` shows it. Commands that know more about
+// a run (sync state per upstream, a hub's view) add fields here and columns
+// to runColumns.
+type runRow struct {
+	ID        string `json:"run_id"`
+	Project   string `json:"project"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Records   uint64 `json:"records"`
+	LastStep  int64  `json:"last_step"` // -1: no history
+	SizeBytes int64  `json:"size_bytes"`
+	// Open is true when the service has the run open (only known through
+	// the service).
+	Open       bool              `json:"open"`
+	Cursors    map[string]uint64 `json:"cursors,omitempty"`
+	SyncErrors map[string]string `json:"sync_errors,omitempty"`
+	// Error says why the run could not be read; the other fields may then
+	// be empty.
+	Error string `json:"error,omitempty"`
+}
+
+// runColumn is one column of the runs table.
+type runColumn struct {
+	head string
+	cell func(runRow) string
+}
+
+var runColumns = []runColumn{
+	{"RUN", func(r runRow) string { return r.ID }},
+	{"PROJECT", func(r runRow) string { return r.Project }},
+	{"NAME", func(r runRow) string { return r.Name }},
+	{"STATE", func(r runRow) string {
+		if r.Error != "" {
+			return "error: " + r.Error
+		}
+		return r.State
+	}},
+	{"RECORDS", func(r runRow) string { return strconv.FormatUint(r.Records, 10) }},
+	{"LAST STEP", func(r runRow) string {
+		if r.LastStep < 0 {
+			return "-"
+		}
+		return strconv.FormatInt(r.LastStep, 10)
+	}},
+	{"SIZE", func(r runRow) string { return formatBytes(r.SizeBytes) }},
+}
+
+func runRuns(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("runlog runs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: runlog runs [--root DIR] [--json]
+
+Lists the runs under a root: id, project, name, state, records, last step and
+log size. When a service answers on the root it is asked (it holds the logs of
+open runs); otherwise the logs are read directly.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	root := fs.String("root", "", "runlog root (default $RUNLOG_DIR, else ~/.runlog)")
+	asJSON := fs.Bool("json", false, "print a JSON list of runs instead of a table")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "runlog runs: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	dir, err := rootFromFlag(*root)
+	if err != nil {
+		fmt.Fprintf(stderr, "runlog runs: %v\n", err)
+		return 1
+	}
+	rows, err := listRuns(context.Background(), dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "runlog runs: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []runRow{} // a list, even when empty
+		}
+		return writeIndentedJSON(stdout, stderr, rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(stdout, "no runs in %s\n", dir)
+		return 0
+	}
+	printRunTable(stdout, rows, runColumns)
+	return 0
+}
+
+// rootFromFlag resolves --root the way the service does.
+func rootFromFlag(flagValue string) (string, error) {
+	if flagValue != "" {
+		return filepath.Abs(flagValue)
+	}
+	return client.DefaultRoot()
+}
+
+// listRuns lists the runs under root, through the service when one answers
+// there, else from the files.
+func listRuns(ctx context.Context, root string) ([]runRow, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.Options{
+		Root:    root,
+		Address: "unix://" + client.SocketPath(root), // this root's service, whatever RUNLOG_SERVICE says
+		NoStart: true,
+	})
+	if err == nil {
+		defer c.Close()
+		sums, err := c.ListRuns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]runRow, 0, len(sums))
+		for _, s := range sums {
+			rows = append(rows, rowFromSummary(s))
+		}
+		sortRows(rows)
+		return rows, nil
+	}
+	if !errors.Is(err, client.ErrNoService) {
+		return nil, err
+	}
+	return runsFromFiles(root)
+}
+
+func rowFromSummary(s *runlogv1.RunSummary) runRow {
+	return runRow{
+		ID:         s.GetRunId(),
+		Project:    s.GetProject(),
+		Name:       s.GetName(),
+		State:      replay.StatusName(s.GetStatus()),
+		Records:    s.GetLastSeq(),
+		LastStep:   s.GetLastStep(),
+		SizeBytes:  s.GetSizeBytes(),
+		Open:       s.GetOpen(),
+		Cursors:    s.GetCursors(),
+		SyncErrors: s.GetSyncErrors(),
+		Error:      s.GetError(),
+	}
+}
+
+// runsFromFiles reads every ROOT/runs/*/wal.bolt read-only. A run another
+// process holds is listed with an error rather than failing the listing.
+func runsFromFiles(root string) ([]runRow, error) {
+	ents, err := os.ReadDir(filepath.Join(root, "runs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list runs in %s: %w", root, err)
+	}
+	var rows []runRow
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		path := filepath.Join(root, "runs", e.Name(), "wal.bolt")
+		if _, err := os.Stat(path); err != nil {
+			continue // not a run directory
+		}
+		row, err := runFromFile(e.Name(), path)
+		if err != nil {
+			row = runRow{ID: e.Name(), LastStep: -1, Error: err.Error()}
+			if errors.Is(err, wal.ErrLocked) {
+				row.Error = "log is held by another process"
+			}
+		}
+		rows = append(rows, row)
+	}
+	sortRows(rows)
+	return rows, nil
+}
+
+// runFromFile summarises one log without reading all of it: run info from
+// the first record, state from the last, counts from the log's own end.
+func runFromFile(id, path string) (runRow, error) {
+	l, err := wal.Open(path, wal.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		return runRow{}, err
+	}
+	defer l.Close()
+	row := runRow{ID: id, Records: l.LastSeq(), LastStep: l.LastStep()}
+	if size, err := l.Size(); err == nil {
+		row.SizeBytes = size
+	}
+	st := replay.NewState(id)
+	if row.Records > 0 {
+		first, err := l.Read(1, 1, 0)
+		if err != nil {
+			return runRow{}, err
+		}
+		st.Apply(first[0])
+		if row.Records > 1 {
+			last, err := l.Read(row.Records, 1, 0)
+			if err != nil {
+				return runRow{}, err
+			}
+			st.Apply(last[0])
+		}
+	}
+	info := st.Proto().GetInfo()
+	row.Project, row.Name = info.GetProject(), info.GetName()
+	row.State = replay.StatusName(st.Status())
+	if cur, err := l.Cursors(); err == nil && len(cur) > 0 {
+		row.Cursors = cur
+	}
+	return row, nil
+}
+
+func sortRows(rows []runRow) {
+	// Run ids made by the service are ULIDs: id order is creation order.
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+}
+
+func printRunTable(w io.Writer, rows []runRow, cols []runColumn) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	heads := make([]string, len(cols))
+	for i, c := range cols {
+		heads[i] = c.head
+	}
+	fmt.Fprintln(tw, strings.Join(heads, "\t"))
+	cells := make([]string, len(cols))
+	for _, r := range rows {
+		for i, c := range cols {
+			cells[i] = c.cell(r)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	tw.Flush()
+}
+
+func writeIndentedJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "runlog: write json: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// formatBytes renders a size with a binary unit: 512 B, 1.5 KiB, 20.0 MiB.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
