@@ -251,8 +251,8 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 		if seq <= known {
 			continue // a duplicate: the writer skips it without looking
 		}
-		msg := new(runlogv1.Record)
-		if err := proto.Unmarshal(data, msg); err != nil {
+		msg, err := foldRecord(data)
+		if err != nil {
 			p.err = fmt.Errorf("does not decode: %w", err)
 			continue
 		}

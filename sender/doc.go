@@ -1,0 +1,43 @@
+// Package sender pushes a run's log upstream: one Sender per (run,
+// upstream) tails the run's wal from where the upstream stands and sends its
+// records in batches, several in flight, until the run is finished and every
+// record is acknowledged.
+//
+// # Invariants
+//
+//   - The upstream's high-water mark is the truth. Every push session starts
+//     by asking for it and sends from the record after it, so a restart after
+//     any crash resends at most what was in flight, and the upstream drops
+//     those duplicates by (run, seq).
+//   - The cursor "upstream:<URL>" in the run's wal moves only to a mark the
+//     upstream acknowledged, never past it. It is written after acks (at most
+//     every Options.CursorInterval while acks stream in, and whenever the
+//     sender goes idle or stops), so it may lag the upstream but never leads
+//     it.
+//   - Records are forwarded as the wal stores them, checksum verified: the
+//     upstream keeps the same bytes, and digests on both sides agree.
+//   - A damaged record stops the push after the valid prefix before it: that
+//     prefix is sent and acknowledged, then Run returns an error wrapping the
+//     *wal.CorruptError.
+//   - Memory is bounded whatever the backlog: at most Options.MaxInflight
+//     batches of Options.BatchBytes (or a single larger record) are read from
+//     the wal at a time, in short read transactions.
+//
+// # Errors
+//
+// UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and other transient
+// failures are retried with exponential backoff and full jitter, capped at
+// Options.BackoffMax. UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT,
+// NOT_FOUND and UNIMPLEMENTED stop the sender at once: retrying cannot help,
+// and a sender that retries them hammers the upstream. FAILED_PRECONDITION
+// (a gap: the upstream lost records, or holds fewer than the cursor says)
+// starts a new session from the upstream's mark. The last error is kept in
+// the wal's meta key "sync_error:<URL>" and cleared by the next success, so
+// `runlog runs` shows why a run is not syncing.
+//
+// # Offline
+//
+// Nothing in this package opens a connection until a Sender runs: DialHub is
+// lazy. A service started with --offline, or a run opened offline, never
+// starts a Sender (see Follower.Wants).
+package sender

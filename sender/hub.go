@@ -1,0 +1,190 @@
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+)
+
+// Errors of the package. Test with errors.Is.
+var (
+	// ErrConflict is returned when the upstream holds more records of a run
+	// than its log: a different run with the same id was synced there.
+	ErrConflict = errors.New("sender: upstream holds more of the run than the log")
+	// ErrBadURL is returned by ParseURL and DialHub for an upstream URL that
+	// is not grpc://HOST:PORT or grpcs://HOST:PORT.
+	ErrBadURL = errors.New("sender: bad upstream URL")
+)
+
+// ParseURL checks an upstream URL and returns its canonical form (the name
+// cursors and errors are kept under), the gRPC target and whether it uses
+// TLS. grpc://HOST:PORT is plaintext, grpcs://HOST:PORT is TLS.
+func ParseURL(raw string) (canonical, target string, secure bool, err error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "", "", false, fmt.Errorf("%w %q: want grpc://HOST:PORT or grpcs://HOST:PORT", ErrBadURL, raw)
+	}
+	switch strings.ToLower(scheme) {
+	case "grpc":
+	case "grpcs":
+		secure = true
+	default:
+		return "", "", false, fmt.Errorf("%w %q: scheme %q, want grpc or grpcs", ErrBadURL, raw, scheme)
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil || host == "" || port == "" || strings.ContainsAny(rest, "/?#@") {
+		return "", "", false, fmt.Errorf("%w %q: want %s://HOST:PORT", ErrBadURL, raw, strings.ToLower(scheme))
+	}
+	target = net.JoinHostPort(host, port)
+	return strings.ToLower(scheme) + "://" + target, target, secure, nil
+}
+
+// HubOptions configure DialHub. The zero value is a working default.
+type HubOptions struct {
+	// Token is the bearer token sent with every call; empty sends none.
+	Token string
+	// CAFile is a PEM file of certificates trusted for grpcs:// besides the
+	// system's.
+	CAFile string
+	// MaxBackoff caps the wait between attempts to reconnect. Zero means
+	// 30 seconds.
+	MaxBackoff time.Duration
+	// DialOptions are added to the connection's options.
+	DialOptions []grpc.DialOption
+}
+
+// Hub is a connection to a runlog hub. It is an Upstream, and Client gives
+// the query RPCs. It connects lazily, on the first call. It is safe for
+// concurrent use.
+type Hub struct {
+	url    string
+	conn   *grpc.ClientConn
+	client runlogv1.HubClient
+}
+
+var _ Upstream = (*Hub)(nil)
+
+// DialHub prepares a connection to the hub at url. No connection is made
+// until the first call.
+func DialHub(url string, opts HubOptions) (*Hub, error) {
+	canonical, target, secure, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	maxBackoff := opts.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 30 * time.Second
+	}
+	dopts := []grpc.DialOption{
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxBackoff},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	}
+	if secure {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if opts.CAFile != "" {
+			pem, err := os.ReadFile(opts.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("dial hub %s: %w", canonical, err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("dial hub %s: no certificate in %s", canonical, opts.CAFile)
+			}
+		}
+		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
+	} else {
+		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if opts.Token != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer(opts.Token)))
+	}
+	dopts = append(dopts, opts.DialOptions...)
+	conn, err := grpc.NewClient(target, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial hub %s: %w", canonical, err)
+	}
+	return &Hub{url: canonical, conn: conn, client: runlogv1.NewHubClient(conn)}, nil
+}
+
+// URL returns the hub's canonical URL.
+func (h *Hub) URL() string { return h.url }
+
+// Client returns the hub's gRPC client for queries.
+func (h *Hub) Client() runlogv1.HubClient { return h.client }
+
+// Close closes the connection.
+func (h *Hub) Close() error { return h.conn.Close() }
+
+// Open implements Upstream with one Ingest stream.
+func (h *Hub) Open(ctx context.Context, runID string) (Stream, error) {
+	s, err := h.client.Ingest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &hubStream{s: s, runID: runID}, nil
+}
+
+type hubStream struct {
+	s     grpc.BidiStreamingClient[runlogv1.IngestRequest, runlogv1.IngestResponse]
+	runID string
+}
+
+func (h *hubStream) Send(batch uint64, records [][]byte) error {
+	// SendMsg encodes the request before it returns, so records may be
+	// reused afterwards.
+	return h.s.Send(&runlogv1.IngestRequest{RunId: h.runID, Batch: batch, Records: records})
+}
+
+func (h *hubStream) Recv() (uint64, uint64, error) {
+	r, err := h.s.Recv()
+	if err != nil {
+		return 0, 0, err
+	}
+	return r.GetBatch(), r.GetHighWater(), nil
+}
+
+func (h *hubStream) Close() error { return h.s.CloseSend() }
+
+// MarkOf returns the high-water mark an upstream attached to an error.
+func MarkOf(err error) (uint64, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if m, ok := d.(*runlogv1.HighWaterMark); ok {
+			return m.GetHighWater(), true
+		}
+	}
+	return 0, false
+}
+
+// bearer sends the token as "authorization: Bearer <token>". It does not
+// insist on TLS: a grpc:// hub on loopback or a private network is a
+// deliberate choice; use grpcs:// anywhere else.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return false }
