@@ -1,0 +1,121 @@
+// Package mux is the runlog service: the gRPC server that training processes
+// log to. It routes each run to its own write-ahead log (package wal),
+// commits records in groups and acknowledges them only once they are on
+// disk, tracks which client processes are attached to which run, and answers
+// queries from the logs.
+//
+// # Files
+//
+// Everything lives under one root directory (ROOT, created with mode 0700):
+//
+//	ROOT/service.lock        flock'd by the running service; JSON {"pid","socket","tcp"}
+//	ROOT/service.sock        the unix socket (mode 0600)
+//	ROOT/runs/<run-id>/wal.bolt  one log per run
+//
+// One service per root: Open fails with a *LockedError naming the running
+// service's pid and socket. --port-file gets {"pid","unix","tcp"} once the
+// service listens, written to a temporary name, fsynced, renamed and the
+// directory fsynced. On a clean shutdown the socket, the port file and the
+// lock file are removed.
+//
+// # Invariants
+//
+//   - Durable before ack. A PublishResponse covers only records whose
+//     transaction committed with fsync. Its acked_client_seq is the client's
+//     high-water in the run: every record of that client with a client_seq at
+//     or below it is durable or was refused (and listed in a rejection).
+//   - Group commit. Each open run has one writer goroutine. Publishers, from
+//     any number of streams and clients, queue checked batches; the writer
+//     takes everything queued (up to MaxCommitRecords records or
+//     MaxCommitBytes bytes, and never past an exit record), writes it with
+//     one wal.AppendEncoded, then answers each batch. The writer is the only
+//     appender of an open run, so checks that depend on the run's state
+//     (resends, the step floor) are made there, in log order.
+//   - Records are forwarded as they arrived. A record is checked on the wire
+//     (record.go) at least as strictly as the protobuf decoder would, the
+//     header fields (seq, id, time, client_id, client_seq, synthesized) are
+//     stripped and set by the log, and the payload bytes are written as
+//     they came. Every record the service writes decodes.
+//   - Resends are harmless. A record whose client_seq is at or below the
+//     client's high-water is skipped and counted as acknowledged, so a client
+//     that reconnects resends everything above the acked_client_seq Init
+//     returned. client_seq numbers a client's records 1, 2, 3, ... in publish
+//     order, without gaps. After a failed commit (a full disk) the client's
+//     later batches are refused (UNAVAILABLE) until the failed records are
+//     resent, so the high-water never passes a hole.
+//   - Bad input loses nothing. A record that is malformed, too large, has an
+//     empty or invalid key, a negative step or a step below the run's floor,
+//     or is an exit record, is refused in-band with a Rejection naming the
+//     field and the fix; the other records of the batch are written. A batch
+//     for an unknown run (NOT_FOUND), a finished run (FAILED_PRECONDITION), a
+//     client that did not Init the run (FAILED_PRECONDITION) or that fails to
+//     commit (RESOURCE_EXHAUSTED when the disk is full, UNAVAILABLE, INTERNAL)
+//     gets PublishResponse.error and nothing of it is acknowledged. The
+//     stream stays usable in every case; statusOf is the one place where
+//     errors become codes.
+//   - Bounded memory. A run's queue holds at most MaxQueueRecords records or
+//     MaxQueueBytes bytes; a full queue stops its publishers, and a stream
+//     with maxOutstanding unanswered batches stops reading, so the backlog
+//     stays in the client and the gRPC flow-control windows. Queued records
+//     are kept encoded (about their wire size).
+//   - An exit record is the last record. Finish detaches the client; while
+//     other clients are attached it only remembers the exit (the worst
+//     reason wins: crashed over killed over failed over preempted over
+//     finished) and answers closed=false. The last client's Finish queues the
+//     exit behind everything already queued and answers closed=true with its
+//     seq; a repeated Finish gets the same answer. After the exit the writer
+//     stops and batches still queued are refused as for a finished run.
+//   - Crashed clients. Init records the client's pid (and its start time
+//     from /proc, so a reused pid is not mistaken for it). Every
+//     PollInterval the service checks attached clients; a gone client is
+//     detached as if it had called Teardown. A run left without clients and
+//     without an exit gets, after CrashGrace with nobody re-attaching, a
+//     synthesized exit record (synthesized=true, reason CRASHED, a message
+//     naming what happened). At startup every run without an exit record is
+//     opened and falls under the same rule. A client that gave no pid is
+//     only detached by Finish or Teardown.
+//   - Every goroutine has an owner. The lifecycle goroutine of each run runs
+//     its writer, then waits for its followers and readers, then closes the
+//     log and unregisters the run; Publish's receiving goroutines and the
+//     watcher belong to the service. Close waits for all of them.
+//
+// # Runs and clients
+//
+// A run id matches [A-Za-z0-9][A-Za-z0-9._-]{0,127}; an empty id in Init
+// gets a lower-case ULID. Init with resume NEVER (or unspecified) on an
+// existing run answers ALREADY_EXISTS, MUST on a missing one NOT_FOUND, and
+// resuming a finished run FAILED_PRECONDITION. A new run's first record is
+// its RunInfo (host and start time filled in when empty); on resume a
+// RunInfo with any field set is appended as an update. An empty client id
+// gets <host>-<pid>-<random>. A run created with a sync mode keeps it in the
+// wal meta key MetaSyncMode for followers.
+//
+// Teardown(client_id) detaches the client from every run it has not
+// finished; those runs then wait out the crash grace.
+//
+// # Followers
+//
+// Options.Followers (for example upstream senders) tail the runs; see
+// Follower. The service runs each Follow in a goroutine it owns and closes a
+// run's log only after its writer and all its followers returned.
+//
+// # Shutdown
+//
+// Run returns after ctx is done (SIGTERM, SIGINT in the command), or, with
+// ParentPID, once that process is gone and no run is open. Shutdown happens
+// in layers: health goes NOT_SERVING and Init is refused; every writer
+// commits and answers what is queued; Publish streams send those answers and
+// end with UNAVAILABLE, Read streams end; the gRPC server stops gracefully
+// (forcibly after ShutdownTimeout); followers are cancelled; logs are closed;
+// the socket, port file and lock are removed.
+//
+// # Caveats
+//
+// A PublishRequest must fit in the gRPC message limit (64 MiB, or twice the
+// record limit if that is larger): keep batches well below it. Liveness
+// checks see processes on this machine only; a client on another machine
+// (over --listen) should pass client_pid 0 and call Teardown. Query folds an
+// open run incrementally (only records new since the last query), but the
+// first query of a large run, and any query of a closed one, reads the whole
+// log.
+package mux

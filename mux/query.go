@@ -1,0 +1,242 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/replay"
+	"github.com/runlog/runlog/wal"
+)
+
+const (
+	defaultSamples = 1000
+	maxSamples     = 100_000
+	maxProblems    = 10_000
+	readChunk      = 512     // records per ReadResponse
+	readChunkBytes = 1 << 20 // and about this many bytes
+)
+
+// foldRun returns the state of an open run, folding only the records
+// appended since the last call.
+func (r *run) foldRun() (*runlogv1.RunState, error) {
+	r.foldMu.Lock()
+	defer r.foldMu.Unlock()
+	if r.state == nil {
+		r.state = replay.NewState(r.id)
+	}
+	var rec runlogv1.Record
+	err := r.log.Scan(r.state.LastSeq()+1, func(seq uint64, data []byte) error {
+		if err := proto.Unmarshal(data, &rec); err != nil {
+			return fmt.Errorf("decode record %d: %w", seq, err)
+		}
+		r.state.Apply(&rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fold run %s: %w", r.id, err)
+	}
+	return r.state.Proto(), nil
+}
+
+// Query returns a run's state folded from its log and, for the requested
+// keys, history samples spread evenly over its live rows.
+func (s *Service) Query(ctx context.Context, req *runlogv1.QueryRequest) (*runlogv1.QueryResponse, error) {
+	id := req.GetRunId()
+	l, r, done, err := s.openLog(ctx, id)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	defer done()
+	var st *runlogv1.RunState
+	if r != nil {
+		st, err = r.foldRun()
+	} else {
+		var fs *replay.State
+		fs, err = replay.Fold(l, id, 0)
+		if err == nil {
+			st = fs.Proto()
+		}
+	}
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	resp := &runlogv1.QueryResponse{State: st}
+	if len(req.GetHistoryKeys()) > 0 {
+		n := int(req.GetMaxSamples())
+		if n <= 0 {
+			n = defaultSamples
+		}
+		n = min(n, maxSamples)
+		resp.History, err = replay.Sample(l, req.GetHistoryKeys(), n, st.GetLastSeq())
+		if err != nil {
+			return nil, rpcError(fmt.Errorf("sample history of %s: %w", id, err))
+		}
+	}
+	return resp, nil
+}
+
+// ListRuns lists every run under the root: open runs from the service's
+// handles, the others opened read-only for a moment.
+func (s *Service) ListRuns(ctx context.Context, _ *runlogv1.ListRunsRequest) (*runlogv1.ListRunsResponse, error) {
+	ents, err := os.ReadDir(s.runsDir)
+	if err != nil {
+		return nil, rpcError(fmt.Errorf("list runs in %s: %w", s.runsDir, err))
+	}
+	resp := &runlogv1.ListRunsResponse{}
+	for _, e := range ents {
+		if !e.IsDir() || checkRunID(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(s.walPath(e.Name())); err != nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, rpcError(err)
+		}
+		resp.Runs = append(resp.Runs, s.summarize(ctx, e.Name()))
+	}
+	sort.Slice(resp.Runs, func(i, j int) bool { return resp.Runs[i].RunId < resp.Runs[j].RunId })
+	return resp, nil
+}
+
+// summarize describes one run; problems go into the summary's error.
+func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary {
+	sum := &runlogv1.RunSummary{RunId: id}
+	l, r, done, err := s.openLog(ctx, id)
+	if err != nil {
+		sum.Error = err.Error()
+		if errors.Is(err, wal.ErrLocked) {
+			sum.Error = fmt.Sprintf("run %s is held by another process", id)
+		}
+		return sum
+	}
+	defer done()
+	sum.Open = r != nil
+	sum.LastSeq = l.LastSeq()
+	sum.LastStep = l.LastStep()
+	sum.SizeBytes, _ = l.Size()
+	if r != nil {
+		st, err := r.foldRun()
+		if err != nil {
+			sum.Error = err.Error()
+		} else {
+			sum.Project, sum.Name, sum.Status = st.GetInfo().GetProject(), st.GetInfo().GetName(), st.GetStatus()
+		}
+	} else {
+		// A closed run may be large: read its first and last records
+		// instead of folding it.
+		sum.Status = runlogv1.RunStatus_RUN_STATUS_RUNNING
+		if first, err := l.Read(1, 1, 0); err == nil && len(first) == 1 {
+			sum.Project, sum.Name = first[0].GetRun().GetProject(), first[0].GetRun().GetName()
+		}
+		if l.Finished() {
+			if last, err := l.Read(l.LastSeq(), 1, 0); err == nil && len(last) == 1 {
+				st := replay.NewState(id)
+				st.Apply(last[0])
+				sum.Status = st.Status()
+			}
+		}
+	}
+	if cursors, err := l.Cursors(); err == nil && len(cursors) > 0 {
+		sum.Cursors = cursors
+		for name := range cursors {
+			up, ok := strings.CutPrefix(name, CursorUpstreamPrefix)
+			if !ok {
+				continue
+			}
+			if v, err := l.Meta(MetaSyncErrorPrefix + up); err == nil && len(v) > 0 {
+				if sum.SyncErrors == nil {
+					sum.SyncErrors = make(map[string]string)
+				}
+				sum.SyncErrors[up] = string(v)
+			}
+		}
+	}
+	return sum
+}
+
+// Read streams a run's records from from_seq to to_seq, following new ones
+// when asked, in chunks of bounded size.
+func (s *Service) Read(req *runlogv1.ReadRequest, stream grpc.ServerStreamingServer[runlogv1.ReadResponse]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stopOnDrain := context.AfterFunc(s.drainCtx, cancel)
+	defer stopOnDrain()
+
+	l, r, done, err := s.openLog(ctx, req.GetRunId())
+	if err != nil {
+		return rpcError(err)
+	}
+	defer done()
+	from, to := max(req.GetFromSeq(), 1), req.GetToSeq()
+	for {
+		if to != 0 && from > to {
+			return nil
+		}
+		changed := l.Changed() // before reading, so no append is missed
+		recs, err := l.Read(from, readChunk, readChunkBytes)
+		if err != nil {
+			return rpcError(fmt.Errorf("read run %s from seq %d: %w", req.GetRunId(), from, err))
+		}
+		if to != 0 {
+			n := len(recs)
+			for n > 0 && recs[n-1].GetSeq() > to {
+				n--
+			}
+			recs = recs[:n]
+		}
+		if len(recs) > 0 {
+			if err := stream.Send(&runlogv1.ReadResponse{Records: recs}); err != nil {
+				return err
+			}
+			from = recs[len(recs)-1].GetSeq() + 1
+			continue
+		}
+		// At the end of the log.
+		if !req.GetFollow() || r == nil || l.Finished() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-r.writerDone:
+			// The writer stopped: the run finished (the next pass sends the
+			// exit record and ends) or the service is shutting down.
+			if !l.Finished() && l.LastSeq() < from {
+				return rpcError(errorf(ErrShuttingDown, "the service is shutting down; read again from seq %d once it is back", from))
+			}
+		case <-ctx.Done():
+			if s.isDraining() {
+				return rpcError(errorf(ErrShuttingDown, "the service is shutting down; read again from seq %d once it is back", from))
+			}
+			return rpcError(context.Cause(ctx))
+		}
+	}
+}
+
+// Verify checks a run's log with the service's handle (or a read-only open).
+func (s *Service) Verify(ctx context.Context, req *runlogv1.VerifyRequest) (*runlogv1.VerifyResponse, error) {
+	l, _, done, err := s.openLog(ctx, req.GetRunId())
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	defer done()
+	resp := &runlogv1.VerifyResponse{}
+	res, err := l.Verify(wal.VerifyOptions{}, func(p wal.Problem) {
+		if len(resp.Problems) < maxProblems {
+			resp.Problems = append(resp.Problems, &runlogv1.Problem{Seq: p.Seq, Kind: p.Kind, Message: p.Message})
+		}
+	})
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	resp.Records, resp.FirstBadSeq, resp.LastGoodSeq = res.Records, res.FirstBad, res.LastGood
+	return resp, nil
+}

@@ -1,0 +1,176 @@
+package mux
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// maxSocketPath is the size of sun_path on Linux, terminating NUL included.
+const maxSocketPath = 108
+
+// makeRoot creates the root with mode 0700. An existing root keeps its mode;
+// if others can enter it, the service says so once.
+func makeRoot(root string, log *slog.Logger) error {
+	fi, err := os.Stat(root)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return fmt.Errorf("create root %s: %w", root, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open root %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("open root %s: not a directory", root)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("root is accessible to other users; the socket itself is private (0600)",
+			"root", root, "mode", fi.Mode().Perm().String())
+	}
+	return nil
+}
+
+// lockInfo is the content of ROOT/service.lock.
+type lockInfo struct {
+	PID    int    `json:"pid"`
+	Socket string `json:"socket,omitempty"`
+	TCP    string `json:"tcp,omitempty"`
+}
+
+// portFile is the content of the --port-file.
+type portFile struct {
+	PID  int    `json:"pid"`
+	Unix string `json:"unix"`
+	TCP  string `json:"tcp,omitempty"`
+}
+
+// rootLock is the flock on ROOT/service.lock held for the service's life.
+type rootLock struct {
+	path string
+	f    *os.File
+}
+
+// lockRoot takes ROOT/service.lock or returns a *LockedError naming the
+// holder. The file is removed on release, so after locking it checks that
+// the path still names the locked file: a service that locked a file another
+// one just removed would otherwise run beside the owner of the new file.
+func lockRoot(root string) (*rootLock, error) {
+	path := filepath.Join(root, "service.lock")
+	for range 100 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lock root %s: %w", root, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				le := &LockedError{Root: root}
+				if data, rerr := os.ReadFile(path); rerr == nil {
+					var li lockInfo
+					if json.Unmarshal(data, &li) == nil {
+						le.PID, le.Socket, le.TCP = li.PID, li.Socket, li.TCP
+					}
+				}
+				return nil, le
+			}
+			return nil, fmt.Errorf("lock root %s: %w", root, err)
+		}
+		held, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock root %s: %w", root, err)
+		}
+		now, err := os.Stat(path)
+		if err != nil || !os.SameFile(held, now) {
+			f.Close()
+			continue
+		}
+		l := &rootLock{path: path, f: f}
+		if err := l.write(lockInfo{PID: os.Getpid()}); err != nil {
+			l.release()
+			return nil, err
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("lock root %s: %s keeps being replaced", root, path)
+}
+
+// write replaces the lock file's content. Readers may see it half written
+// for a moment; they only use it to name the holder.
+func (l *rootLock) write(li lockInfo) error {
+	data, err := json.Marshal(li)
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("write %s: %w", l.path, err)
+	}
+	if _, err := l.f.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("write %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// release removes the lock file and then unlocks it, in that order, so a
+// waiting service never locks a file that is about to disappear.
+func (l *rootLock) release() error {
+	if l.f == nil {
+		return nil
+	}
+	err := os.Remove(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	l.f = nil
+	return err
+}
+
+// writePortFile writes pf to path atomically: a temp file in the same
+// directory, fsynced, renamed over path, and the directory fsynced, so a
+// client waiting for the file never reads half of it.
+func writePortFile(path string, pf portFile) error {
+	data, err := json.Marshal(pf)
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write port file %s: %w", path, err)
+	}
+	return nil
+}
