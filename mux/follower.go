@@ -36,7 +36,7 @@ const MetaSyncMode = "sync_mode"
 // last error per upstream ("sync_error:<url>"); ListRuns reports them for
 // the upstreams that have a cursor "upstream:<url>".
 const (
-	MetaSyncErrorPrefix = "sync_error:"
+	MetaSyncErrorPrefix  = "sync_error:"
 	CursorUpstreamPrefix = "upstream:"
 )
 
