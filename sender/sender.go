@@ -184,7 +184,6 @@ func (s *Sender) Run(ctx context.Context) error {
 		failures++
 		s.noteError(err)
 		if Permanent(err) {
-			s.log.Error("sync stopped", "err", err)
 			return fmt.Errorf("sync run %s to %s: %w", s.runID, s.url, err)
 		}
 		if s.opts.MaxAttempts > 0 && failures >= s.opts.MaxAttempts {

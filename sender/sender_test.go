@@ -411,3 +411,58 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d goroutines left over (before: %d)\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestFollowerSyncsToEveryTarget(t *testing.T) {
+	a := sendertest.StartHub(t, hub.Options{})
+	b := sendertest.StartHub(t, hub.Options{})
+	f := sender.NewFollower([]sender.Target{
+		{URL: a.URL, Up: a.Dial(sender.HubOptions{})},
+		{URL: b.URL, Up: b.Dial(sender.HubOptions{})},
+	}, fast(sender.Options{}))
+
+	l := waltest.Open(t)
+	storetest.Write(t, l, storetest.Run{Rows: 500, Keys: 2})
+	if !f.Wants("r", l) {
+		t.Fatal("a running run is not wanted")
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- f.Follow(context.Background(), "r", l) }()
+	if err := l.Append([]*runlogv1.Record{{Payload: &runlogv1.Record_Exit{Exit: finished}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	checkSynced(t, a, "r", l)
+	checkSynced(t, b, "r", l)
+	if f.Wants("r", l) {
+		t.Fatal("a finished run synced everywhere is still wanted")
+	}
+	// A cursor behind on one target makes it wanted again.
+	if err := l.SetCursor(sender.CursorName(b.URL), 3); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Wants("r", l) {
+		t.Fatal("a finished run with a cursor behind is not wanted")
+	}
+}
+
+func TestFollowerNeverSyncsOfflineRuns(t *testing.T) {
+	h := sendertest.StartHub(t, hub.Options{})
+	up := &sendertest.Faulty{Up: h.Dial(sender.HubOptions{})}
+	f := sender.NewFollower([]sender.Target{{URL: h.URL, Up: up}}, fast(sender.Options{}))
+	l := waltest.Open(t)
+	if err := l.SetMeta(sender.MetaSyncMode, []byte("offline")); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Write(t, l, storetest.Run{Rows: 10, Keys: 1, Exit: finished})
+	if f.Wants("r", l) {
+		t.Fatal("offline run wanted")
+	}
+	if err := f.Follow(context.Background(), "r", l); err != nil {
+		t.Fatal(err)
+	}
+	if up.Opens() != 0 || h.HighWater("r") != 0 {
+		t.Fatalf("offline run: %d sessions opened, hub holds %d", up.Opens(), h.HighWater("r"))
+	}
+}
