@@ -384,7 +384,6 @@ func TestBadRecordsAreRefusedInBand(t *testing.T) {
 	}
 }
 
-
 func TestInitResumeModes(t *testing.T) {
 	checkLeaks(t)
 	srv := muxtest.Start(t, mux.Options{})
