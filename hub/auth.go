@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"log/slog"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -16,37 +18,47 @@ import (
 // share it so that the rule lives in one place.
 type bearer struct {
 	want [sha256.Size]byte
+	log  *slog.Logger
 }
 
-func newBearer(token string) *bearer {
-	return &bearer{want: sha256.Sum256([]byte(token))}
+func newBearer(token string, log *slog.Logger) *bearer {
+	return &bearer{want: sha256.Sum256([]byte(token)), log: log}
 }
 
-func (b *bearer) check(ctx context.Context) error {
+func (b *bearer) check(ctx context.Context, method string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
+	var err error
 	if len(vals) == 0 {
-		return status.Error(codes.Unauthenticated, "this hub needs a token: send \"authorization: Bearer <token>\" (runlog: --token-file)")
+		err = status.Error(codes.Unauthenticated, "this hub needs a token: send \"authorization: Bearer <token>\" (runlog: --token-file)")
+	} else {
+		tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+		// Comparing digests keeps the time independent of where the
+		// tokens differ and of their lengths.
+		got := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(got[:], b.want[:]) != 1 {
+			err = status.Error(codes.Unauthenticated, "the hub refused the token")
+		}
 	}
-	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
-	// Comparing digests keeps the time independent of where the tokens
-	// differ and of their lengths.
-	got := sha256.Sum256([]byte(tok))
-	if !ok || subtle.ConstantTimeCompare(got[:], b.want[:]) != 1 {
-		return status.Error(codes.Unauthenticated, "the hub refused the token")
+	if err != nil {
+		from := "unknown"
+		if p, ok := peer.FromContext(ctx); ok {
+			from = p.Addr.String()
+		}
+		b.log.Warn("call refused: bad or missing token", "method", method, "peer", from)
 	}
-	return nil
+	return err
 }
 
-func (b *bearer) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := b.check(ctx); err != nil {
+func (b *bearer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := b.check(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
 }
 
-func (b *bearer) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := b.check(ss.Context()); err != nil {
+func (b *bearer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := b.check(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
 	return handler(srv, ss)

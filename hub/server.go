@@ -60,7 +60,7 @@ func NewServer(st store.Store, opts Options) (*grpc.Server, error) {
 		sopts = append(sopts, grpc.Creds(creds))
 	}
 	if opts.Token != "" {
-		b := newBearer(opts.Token)
+		b := newBearer(opts.Token, opts.Logger)
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(b.unary), grpc.ChainStreamInterceptor(b.stream))
 	}
 	gs := grpc.NewServer(sopts...)

@@ -43,7 +43,7 @@ func ParseURL(raw string) (canonical, target string, secure bool, err error) {
 	case "grpcs":
 		secure = true
 	default:
-		return "", "", false, fmt.Errorf("%w %q: scheme %q, want grpc or grpcs", ErrBadURL, raw, scheme)
+		return "", "", false, fmt.Errorf("%w %q: scheme %q, want grpc://HOST:PORT or grpcs://HOST:PORT", ErrBadURL, raw, scheme)
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	host, port, err := net.SplitHostPort(rest)

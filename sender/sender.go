@@ -94,6 +94,7 @@ type Sender struct {
 	cursor string // the cursor's name in the wal
 	errKey string // the meta key of the last error
 
+	acked   uint64    // the upstream's mark as last acknowledged
 	saved   uint64    // the cursor as stored
 	savedAt time.Time // when it was stored
 	lastErr string    // the error as stored in meta, "" when none
@@ -154,6 +155,10 @@ func New(l *wal.Log, runID, url string, up Upstream, opts Options) *Sender {
 		errKey: ErrorKey(url),
 	}
 }
+
+// Acked returns the upstream's high-water mark for the run as last
+// acknowledged during Run; call it after Run returned.
+func (s *Sender) Acked() uint64 { return s.acked }
 
 // Run pushes the run until it is finished and every record is acknowledged
 // (with Options.Drain: until every record the log holds is), and returns
@@ -305,6 +310,7 @@ func (s *Sender) session(ctx context.Context) (progressed bool, err error) {
 		return false, a.err
 	}
 	acked := a.hw
+	s.acked = acked
 	if last := s.l.LastSeq(); acked > last {
 		return false, fmt.Errorf("%w: the upstream holds %d records of run %s, this log %d; was another run with the same id synced there?",
 			ErrConflict, acked, s.runID, last)
@@ -397,6 +403,7 @@ func (s *Sender) session(ctx context.Context) (progressed bool, err error) {
 			if a.hw > acked {
 				added := a.hw - acked
 				acked = a.hw
+				s.acked = acked
 				progressed = true
 				s.clearError()
 				if s.opts.OnAck != nil {

@@ -1,11 +1,366 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/runlog/runlog/sender"
+	"github.com/runlog/runlog/wal"
 )
 
-func cmdSync(args []string) int {
-	fmt.Fprintln(os.Stderr, "runlog sync: not implemented yet")
-	return 2
+func cmdSync(args []string) int { return runSync(args, os.Stdout, os.Stderr) }
+
+// Results of one run's sync, as printed and in --json.
+const (
+	syncSynced   = "synced"     // records were sent and acknowledged
+	syncUpToDate = "up_to_date" // the hub held everything already
+	syncDamaged  = "damaged"    // the valid prefix synced, then a damaged record
+	syncFailed   = "failed"     // the hub refused or could not be reached
+	syncSkipped  = "skipped"    // a running service holds the run's log
+)
+
+// syncRun is one run's outcome.
+type syncRun struct {
+	RunID  string `json:"run_id"`
+	Result string `json:"result"`
+	// Sent is how many records the hub gained.
+	Sent uint64 `json:"sent"`
+	// HighWater is the hub's mark after the sync (records 1..high_water).
+	HighWater  uint64  `json:"high_water"`
+	LastSeq    uint64  `json:"last_seq"`
+	DamagedSeq uint64  `json:"damaged_seq,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// syncReport is the --json output.
+type syncReport struct {
+	Upstream      string    `json:"upstream"`
+	Runs          []syncRun `json:"runs"`
+	Total         int       `json:"total"`
+	Synced        int       `json:"synced"`
+	UpToDate      int       `json:"up_to_date"`
+	Damaged       int       `json:"damaged"`
+	Failed        int       `json:"failed"`
+	Skipped       int       `json:"skipped"`
+	RecordsSent   uint64    `json:"records_sent"`
+	Seconds       float64   `json:"seconds"`
+	RecordsPerSec float64   `json:"records_per_sec"`
+	OK            bool      `json:"ok"`
+}
+
+type syncConfig struct {
+	root, upstream, token, caFile string
+	runs                          []string
+	parallel, retries             int
+	json                          bool
+	progress                      time.Duration
+}
+
+func runSync(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("runlog sync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: runlog sync --upstream URL [--root DIR] [--token-file F] (--all | RUN...) [flags]
+
+Pushes what a hub lacks of the runs under a root: offline runs, and runs a
+service could not sync. The hub's high-water mark decides where each run
+starts, so a repeated sync sends nothing. A damaged run syncs up to the record
+before the damage and is reported with that record's seq; the other runs
+carry on. Works with or without a service on the root; a run the service holds
+open is skipped (the service's own --upstream sender syncs it). Exits 1 if any
+run failed or is damaged.
+
+Progress goes to stderr, one line per run to stdout (or one JSON object with
+--json).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var c syncConfig
+	var tokenFile string
+	var all bool
+	fs.StringVar(&c.root, "root", "", "runlog root (default $RUNLOG_DIR or ~/.runlog)")
+	fs.StringVar(&c.upstream, "upstream", "", "hub URL: grpc://HOST:PORT or grpcs://HOST:PORT")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the hub's bearer token")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM certificates to trust for grpcs:// besides the system's")
+	fs.BoolVar(&all, "all", false, "sync every run under the root")
+	fs.IntVar(&c.parallel, "parallel", 4, "runs synced at once")
+	fs.IntVar(&c.retries, "retries", 5, "attempts in a row without progress before a run fails (hub unreachable)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of lines")
+	fs.DurationVar(&c.progress, "progress", time.Second, "interval of the progress line on stderr (0: none)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	c.runs = fs.Args()
+	if c.upstream == "" || all == (len(c.runs) > 0) {
+		fmt.Fprintln(stderr, "runlog sync: --upstream URL and either --all or run ids are required")
+		fs.Usage()
+		return 2
+	}
+	if c.parallel < 1 {
+		c.parallel = 1
+	}
+	if tokenFile != "" {
+		tok, err := readTokenFile(tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "runlog sync: %v\n", err)
+			return 2
+		}
+		c.token = tok
+	}
+	root, err := rootFromFlag(c.root)
+	if err != nil {
+		fmt.Fprintf(stderr, "runlog sync: %v\n", err)
+		return 2
+	}
+	c.root = root
+	if all {
+		if c.runs, err = syncListRuns(root); err != nil {
+			fmt.Fprintf(stderr, "runlog sync: %v\n", err)
+			return 1
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := syncRuns(ctx, c, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "runlog sync: %v\n", err)
+		return 2
+	}
+	if c.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		for _, r := range rep.Runs {
+			fmt.Fprintln(stdout, syncLine(r))
+		}
+	}
+	fmt.Fprintln(stderr, syncSummaryLine(rep))
+	if !rep.OK {
+		return 1
+	}
+	return 0
+}
+
+// syncListRuns returns the ids of the runs under root, sorted.
+func syncListRuns(root string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(root, "runs", "*", "wal.bolt"))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(paths))
+	for _, p := range paths {
+		ids = append(ids, filepath.Base(filepath.Dir(p)))
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// syncRuns syncs c.runs with c.parallel workers and reports on each.
+func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncReport, error) {
+	up, err := sender.DialHub(c.upstream, sender.HubOptions{Token: c.token, CAFile: c.caFile, MaxBackoff: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer up.Close()
+	rep := &syncReport{Upstream: up.URL(), Runs: make([]syncRun, len(c.runs)), Total: len(c.runs)}
+	var (
+		sent atomic.Uint64
+		done atomic.Int64
+	)
+	log := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	start := time.Now()
+
+	stopProgress := make(chan struct{})
+	var progressDone sync.WaitGroup
+	if c.progress > 0 {
+		progressDone.Add(1)
+		go func() {
+			defer progressDone.Done()
+			t := time.NewTicker(c.progress)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					el := time.Since(start).Seconds()
+					n := sent.Load()
+					fmt.Fprintf(progress, "sync: %d/%d runs done, %d records sent, %.0f records/s\n",
+						done.Load(), len(c.runs), n, float64(n)/el)
+				case <-stopProgress:
+					return
+				}
+			}
+		}()
+	}
+
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(c.parallel, max(len(c.runs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				rep.Runs[i] = syncOne(ctx, c, up, c.runs[i], log, &sent)
+				done.Add(1)
+			}
+		}()
+	}
+	for i := range c.runs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	close(stopProgress)
+	progressDone.Wait()
+
+	rep.Seconds = time.Since(start).Seconds()
+	for _, r := range rep.Runs {
+		rep.RecordsSent += r.Sent
+		switch r.Result {
+		case syncSynced:
+			rep.Synced++
+		case syncUpToDate:
+			rep.UpToDate++
+		case syncDamaged:
+			rep.Damaged++
+		case syncFailed:
+			rep.Failed++
+		case syncSkipped:
+			rep.Skipped++
+		}
+	}
+	if rep.Seconds > 0 {
+		rep.RecordsPerSec = float64(rep.RecordsSent) / rep.Seconds
+	}
+	rep.OK = rep.Failed == 0 && rep.Damaged == 0
+	return rep, nil
+}
+
+// syncOne syncs one run.
+func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *slog.Logger, sent *atomic.Uint64) syncRun {
+	start := time.Now()
+	res := syncRun{RunID: id}
+	defer func() { res.Seconds = time.Since(start).Seconds() }()
+	path := filepath.Join(c.root, "runs", id, "wal.bolt")
+	// Read-write, so the cursor and the last error are kept beside the
+	// records; a log that cannot be written syncs read-only.
+	l, err := wal.Open(path, wal.Options{MustExist: true, LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		l, err = wal.Open(path, wal.Options{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
+	}
+	switch {
+	case errors.Is(err, wal.ErrLocked):
+		res.Result = syncSkipped
+		res.Error = syncHeldMessage(c.root)
+		return res
+	case errors.Is(err, wal.ErrNotExist):
+		res.Result = syncFailed
+		res.Error = fmt.Sprintf("no run %s under %s", id, c.root)
+		return res
+	case err != nil:
+		res.Result = syncFailed
+		res.Error = err.Error()
+		return res
+	}
+	defer l.Close()
+	res.LastSeq = l.LastSeq()
+	var gained uint64
+	s := sender.New(l, id, up.URL(), up, sender.Options{
+		Logger:      log,
+		Drain:       true,
+		MaxAttempts: c.retries,
+		BackoffMax:  5 * time.Second,
+		OnAck: func(_, added uint64) {
+			gained += added
+			sent.Add(added)
+		},
+	})
+	err = s.Run(ctx)
+	res.Sent = gained
+	res.HighWater = s.Acked()
+	var corrupt *wal.CorruptError
+	switch {
+	case err == nil && gained > 0:
+		res.Result = syncSynced
+	case err == nil:
+		res.Result = syncUpToDate
+	case errors.As(err, &corrupt):
+		res.Result = syncDamaged
+		res.DamagedSeq = corrupt.Seq
+		res.Error = fmt.Sprintf("damaged record at seq %d: %v", corrupt.Seq, corrupt.Err)
+	default:
+		res.Result = syncFailed
+		res.Error = err.Error()
+	}
+	return res
+}
+
+// syncHeldMessage explains a run whose log a running service holds.
+func syncHeldMessage(root string) string {
+	who := "a running service"
+	if b, err := os.ReadFile(filepath.Join(root, "service.lock")); err == nil {
+		var lock struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(b, &lock) == nil && lock.PID > 0 {
+			who = fmt.Sprintf("the service (pid %d)", lock.PID)
+		}
+	}
+	return who + " has the run open; start the service with --upstream to sync it, or sync again once the run is closed"
+}
+
+// syncLine is the line printed for one run.
+func syncLine(r syncRun) string {
+	switch r.Result {
+	case syncSynced:
+		return fmt.Sprintf("run %s: synced %d records, hub holds 1..%d", r.RunID, r.Sent, r.HighWater)
+	case syncUpToDate:
+		return fmt.Sprintf("run %s: up to date, hub holds 1..%d, nothing sent", r.RunID, r.HighWater)
+	case syncDamaged:
+		return fmt.Sprintf("run %s: %s; synced the records before it (hub holds 1..%d, %d sent)", r.RunID, r.Error, r.HighWater, r.Sent)
+	case syncSkipped:
+		return fmt.Sprintf("run %s: skipped: %s", r.RunID, r.Error)
+	}
+	return fmt.Sprintf("run %s: failed: %s", r.RunID, r.Error)
+}
+
+// syncSummaryLine is the last line on stderr.
+func syncSummaryLine(rep *syncReport) string {
+	if rep.Total > 0 && rep.RecordsSent == 0 && rep.UpToDate == rep.Total {
+		return fmt.Sprintf("sync: nothing to send: all %d runs are up to date on %s", rep.Total, rep.Upstream)
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{{rep.Synced, "synced"}, {rep.UpToDate, "up to date"}, {rep.Damaged, "damaged"}, {rep.Failed, "failed"}, {rep.Skipped, "skipped"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no runs")
+	}
+	return fmt.Sprintf("sync: %d runs to %s: %s; %d records in %.1fs (%.0f records/s)",
+		rep.Total, rep.Upstream, strings.Join(parts, ", "), rep.RecordsSent, rep.Seconds, rep.RecordsPerSec)
 }

@@ -1,0 +1,244 @@
+package main_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/store/storetest"
+	"github.com/runlog/runlog/wal"
+)
+
+var exitFinished = &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_FINISHED}
+
+// syncJSON mirrors runlog sync --json.
+type syncJSON struct {
+	Upstream string `json:"upstream"`
+	Runs     []struct {
+		RunID      string `json:"run_id"`
+		Result     string `json:"result"`
+		Sent       uint64 `json:"sent"`
+		HighWater  uint64 `json:"high_water"`
+		LastSeq    uint64 `json:"last_seq"`
+		DamagedSeq uint64 `json:"damaged_seq"`
+		Error      string `json:"error"`
+	} `json:"runs"`
+	Total       int    `json:"total"`
+	Synced      int    `json:"synced"`
+	UpToDate    int    `json:"up_to_date"`
+	Damaged     int    `json:"damaged"`
+	Failed      int    `json:"failed"`
+	Skipped     int    `json:"skipped"`
+	RecordsSent uint64 `json:"records_sent"`
+	OK          bool   `json:"ok"`
+}
+
+func syncRun(t *testing.T, args ...string) (int, syncJSON, string) {
+	t.Helper()
+	code, stdout, stderr := runCmd(t, append([]string{"sync", "--json"}, args...)...)
+	var rep syncJSON
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("sync --json output: %v\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	return code, rep, stderr
+}
+
+func TestSyncTwiceSendsNothingTheSecondTime(t *testing.T) {
+	h := startHub(t)
+	c := h.client(t)
+	root := t.TempDir()
+	paths := map[string]string{}
+	for i, rows := range []int{3000, 1, 0} {
+		id := fmt.Sprintf("run-%d", i)
+		paths[id] = makeRun(t, root, id, storetest.Run{Project: "p", Rows: rows, Keys: 4, Exit: exitFinished})
+	}
+	var total uint64
+	for _, p := range paths {
+		_, n := logDigest(t, p)
+		total += n
+	}
+
+	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 0 || !rep.OK || rep.Synced != 3 || rep.RecordsSent != total {
+		t.Fatalf("first sync: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	for id, p := range paths {
+		checkHubHolds(t, c, id, p)
+		// The cursor is kept beside the records.
+		l, err := wal.Open(p, wal.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, _ := l.Cursor("upstream:" + h.URL)
+		if cur != l.LastSeq() {
+			t.Errorf("run %s: cursor %d, want %d", id, cur, l.LastSeq())
+		}
+		l.Close()
+	}
+
+	code, rep, stderr = syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 0 || rep.UpToDate != 3 || rep.RecordsSent != 0 {
+		t.Fatalf("second sync: exit %d, %+v", code, rep)
+	}
+	if !strings.Contains(stderr, "nothing to send") {
+		t.Fatalf("second sync does not say it sent nothing:\n%s", stderr)
+	}
+	// Lines for people, too.
+	code, stdout, _ := runCmd(t, "sync", "--root", root, "--upstream", h.URL, "run-0")
+	if code != 0 || !strings.Contains(stdout, "run run-0: up to date") {
+		t.Fatalf("text output: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestSyncDamagedRunSyncsPrefixAndOthers(t *testing.T) {
+	h := startHub(t)
+	c := h.client(t)
+	root := t.TempDir()
+	a := makeRun(t, root, "a", storetest.Run{Rows: 500, Keys: 2, Exit: exitFinished})
+	b := makeRun(t, root, "b", storetest.Run{Rows: 500, Keys: 2, Exit: exitFinished})
+	z := makeRun(t, root, "z", storetest.Run{Rows: 500, Keys: 2, Exit: exitFinished})
+	damageRecord(t, b, 123)
+
+	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 1 || rep.OK || rep.Damaged != 1 || rep.Synced != 2 {
+		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
+	}
+	for _, r := range rep.Runs {
+		if r.RunID == "b" && (r.Result != "damaged" || r.DamagedSeq != 123 || r.HighWater != 122 || !strings.Contains(r.Error, "seq 123")) {
+			t.Fatalf("damaged run reported as %+v", r)
+		}
+	}
+	checkHubHolds(t, c, "a", a)
+	checkHubHolds(t, c, "z", z)
+	if r := hubRun(t, c, "b"); r.GetRun().GetHighWater() != 122 {
+		t.Fatalf("hub holds %d records of the damaged run, want the 122 before the damage", r.GetRun().GetHighWater())
+	}
+	_, stdout, _ := runCmd(t, "sync", "--root", root, "--upstream", h.URL, "b")
+	if !strings.Contains(stdout, "run b: damaged record at seq 123") {
+		t.Fatalf("text output does not name the damaged record:\n%s", stdout)
+	}
+}
+
+// damageRecord flips a byte of record seq in the log at path.
+func damageRecord(t *testing.T, path string, seq uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("records"))
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		v := append([]byte(nil), bk.Get(k[:])...)
+		v[len(v)/2] ^= 0x5a
+		return bk.Put(k[:], v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSyncWrongTokenFailsWithoutRetrying(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile, wrongFile := filepath.Join(dir, "token"), filepath.Join(dir, "wrong")
+	os.WriteFile(tokenFile, []byte("open sesame\n"), 0o600)
+	os.WriteFile(wrongFile, []byte("guess\n"), 0o600)
+	h := startHub(t, "--token-file", tokenFile)
+	root := t.TempDir()
+	makeRun(t, root, "r", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
+
+	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--token-file", wrongFile, "--retries", "50", "r")
+	if code != 1 || rep.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "Unauthenticated") {
+		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
+	}
+	// One refused call, not fifty: the hub logs each refusal.
+	if n := strings.Count(h.stderr.String(), "call refused"); n != 1 {
+		t.Fatalf("hub refused %d calls, want 1\n%s", n, h.stderr.String())
+	}
+	code, rep, _ = syncRun(t, "--root", root, "--upstream", h.URL, "--token-file", tokenFile, "r")
+	if code != 0 || rep.Synced != 1 {
+		t.Fatalf("right token: exit %d, %+v", code, rep)
+	}
+}
+
+func TestSyncSkipsRunHeldByAnotherProcess(t *testing.T) {
+	h := startHub(t)
+	root := t.TempDir()
+	held := makeRun(t, root, "held", storetest.Run{Rows: 10, Keys: 1})
+	makeRun(t, root, "free", storetest.Run{Rows: 10, Keys: 1, Exit: exitFinished})
+	l, err := wal.Open(held, wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.WriteFile(filepath.Join(root, "service.lock"), []byte(fmt.Sprintf(`{"pid":%d}`, os.Getpid())), 0o600)
+
+	code, rep, _ := syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 0 || rep.Skipped != 1 || rep.Synced != 1 {
+		t.Fatalf("exit %d, %+v", code, rep)
+	}
+	for _, r := range rep.Runs {
+		if r.RunID == "held" && (r.Result != "skipped" || !strings.Contains(r.Error, fmt.Sprintf("pid %d", os.Getpid()))) {
+			t.Fatalf("held run: %+v", r)
+		}
+	}
+}
+
+func TestSyncUnknownRunAndBadURL(t *testing.T) {
+	h := startHub(t)
+	root := t.TempDir()
+	code, rep, _ := syncRun(t, "--root", root, "--upstream", h.URL, "nope")
+	if code != 1 || rep.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "no run nope") {
+		t.Fatalf("unknown run: exit %d, %+v", code, rep)
+	}
+	if code, _, stderr := runCmd(t, "sync", "--root", root, "--upstream", "http://x:1", "--all"); code != 2 || !strings.Contains(stderr, "grpc://HOST:PORT") {
+		t.Fatalf("bad URL: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestSyncSurvivesHubKilledMidBatch(t *testing.T) {
+	h := startHub(t)
+	c := h.client(t)
+	root := t.TempDir()
+	path := makeRun(t, root, "big", storetest.Run{Rows: 150_000, Keys: 10, Exit: exitFinished})
+
+	s := start(t, "sync", "--root", root, "--upstream", h.URL, "--retries", "20", "--json", "big")
+	// Kill the hub once it holds part of the run: batches are in flight.
+	waitHub(t, c, "big", "some records", func(r *runlogv1.GetRunResponse) bool { return r.GetRun().GetHighWater() > 10_000 })
+	h.kill()
+	h.restart(t)
+	<-s.done
+	if s.err != nil {
+		t.Fatalf("sync after the hub restarted: %v\n%s", s.err, s.stderr.String())
+	}
+	checkHubHolds(t, c, "big", path)
+}
+
+func TestSyncOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	h := startHub(t, "--tls-cert", cert, "--tls-key", key)
+	if !strings.HasPrefix(h.URL, "grpcs://") {
+		t.Fatalf("hub URL %s", h.URL)
+	}
+	root := t.TempDir()
+	makeRun(t, root, "r", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
+	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--ca-file", cert, "--all")
+	if code != 0 || rep.Synced != 1 || rep.RecordsSent == 0 {
+		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
+	}
+	// Without trusting the certificate the run fails, and says why.
+	code, rep, _ = syncRun(t, "--root", root, "--upstream", h.URL, "--retries", "1", "--all")
+	if code != 1 || !strings.Contains(rep.Runs[0].Error, "certificate") {
+		t.Fatalf("untrusted certificate: exit %d, %+v", code, rep)
+	}
+}
