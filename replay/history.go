@@ -223,9 +223,9 @@ func liveRows(src Source, to uint64, fn func(seq uint64, step int64, payload []b
 func payloadOf(b []byte) (Kind, []byte, error) {
 	kind, payload := KindNone, []byte(nil)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return KindNone, nil, protowire.ParseError(n)
+			return KindNone, nil, errBadTag
 		}
 		b = b[n:]
 		if k := kindOfField(int32(num)); k != KindNone && typ == protowire.BytesType {
@@ -250,9 +250,9 @@ func payloadOf(b []byte) (Kind, []byte, error) {
 func stepOf(b []byte) (int64, error) {
 	var step int64
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return 0, protowire.ParseError(n)
+			return 0, errBadTag
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.VarintType {

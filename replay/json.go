@@ -88,38 +88,27 @@ func appendEnum[E ~int32](b []byte, names map[E]string, v E) []byte {
 // AppendJSON appends r as one line of the JSON lines audit format, without
 // the newline.
 func AppendJSON(b []byte, r *runlogv1.Record) []byte {
-	b = append(b, `{"seq":`...)
-	b = strconv.AppendUint(b, r.GetSeq(), 10)
-	if id := r.GetId(); len(id) == 16 {
+	k := KindOf(r)
+	b = appendHeader(b, r.GetSeq(), r.GetId(), r.GetTimeUnixNano(), []byte(r.GetClientId()), r.GetClientSeq(), r.GetSynthesized(), k)
+	if k != KindNone {
+		b = appendPayload(b, r)
+	}
+	return append(b, '}')
+}
+
+// appendID writes the id member: a ULID string for a 16-byte id, base64 in
+// id_base64 for anything else.
+func appendID(b []byte, id []byte) []byte {
+	if len(id) == 16 {
 		b = append(b, `,"id":"`...)
 		var s [26]byte
 		ulid.ULID(id).MarshalTextTo(s[:])
 		b = append(b, s[:]...)
-		b = append(b, '"')
-	} else {
-		b = append(b, `,"id_base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, id)
-		b = append(b, '"')
+		return append(b, '"')
 	}
-	b = append(b, `,"time":`...)
-	b = appendTime(b, r.GetTimeUnixNano())
-	b = append(b, `,"client_id":`...)
-	b = appendString(b, r.GetClientId())
-	b = append(b, `,"client_seq":`...)
-	b = strconv.AppendUint(b, r.GetClientSeq(), 10)
-	b = append(b, `,"synthesized":`...)
-	b = strconv.AppendBool(b, r.GetSynthesized())
-	k := KindOf(r)
-	b = append(b, `,"kind":"`...)
-	b = append(b, k.String()...)
-	b = append(b, '"')
-	if k != KindNone {
-		b = append(b, `,"`...)
-		b = append(b, k.String()...)
-		b = append(b, `":`...)
-		b = appendPayload(b, r)
-	}
-	return append(b, '}')
+	b = append(b, `,"id_base64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, id)
+	return append(b, '"')
 }
 
 func appendPayload(b []byte, r *runlogv1.Record) []byte {
@@ -311,16 +300,19 @@ func AppendItem(b []byte, it *runlogv1.Item) []byte {
 		b = append(b, `,"string":`...)
 		b = appendString(b, v.StringValue)
 	case *runlogv1.Value_JsonValue:
-		if embeddable(v.JsonValue) {
-			b = append(b, `,"json":`...)
-			b = append(b, v.JsonValue...)
-		} else {
-			b = append(b, `,"json_base64":"`...)
-			b = base64.StdEncoding.AppendEncode(b, v.JsonValue)
-			b = append(b, '"')
-		}
+		b = appendJSONValue(b, v.JsonValue)
 	}
 	return append(b, '}')
+}
+
+func appendJSONValue(b []byte, raw []byte) []byte {
+	if embeddable(raw) {
+		b = append(b, `,"json":`...)
+		return append(b, raw...)
+	}
+	b = append(b, `,"json_base64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, raw)
+	return append(b, '"')
 }
 
 // embeddable reports whether raw JSON can go into a JSON line byte for byte:

@@ -458,3 +458,45 @@ func dropUnknown(r *runlogv1.Record) {
 	proto.Reset(r)
 	proto.Merge(r, &clean)
 }
+
+// FuzzJSONEncoded checks that the export straight from encoded records
+// writes exactly what decoding and AppendJSON write, and fails exactly when
+// decoding fails.
+func FuzzJSONEncoded(f *testing.F) {
+	for _, r := range jsonRecords() {
+		b, _ := proto.Marshal(r)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := AppendJSONEncoded(nil, data)
+		var r runlogv1.Record
+		if derr := proto.Unmarshal(data, &r); derr != nil {
+			if err == nil {
+				t.Fatalf("decode fails (%v), encoded export wrote %s", derr, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decode works, encoded export failed: %v", err)
+		}
+		if want := AppendJSON(nil, &r); !bytes.Equal(got, want) {
+			t.Fatalf("encoded export\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func TestJSONEncodedTakesFastPath(t *testing.T) {
+	// The records a long run is made of must not need the decoder.
+	for _, r := range jsonRecords() {
+		data, _ := proto.Marshal(r)
+		h, err := parseWire(data)
+		if err != nil {
+			t.Fatalf("seq %d: %v", r.Seq, err)
+		}
+		k := KindOf(r)
+		fast := k == KindHistory || k == KindStats || k == KindConfig || k == KindSummary || k == KindNone
+		if _, ok := appendJSONWire(nil, &h); ok != fast {
+			t.Errorf("seq %d (%v): fast path %v, want %v", r.Seq, k, ok, fast)
+		}
+	}
+}
