@@ -642,18 +642,20 @@ func (c *Client) resync(ctx context.Context, rpc runlogv1.RunlogClient, epoch ui
 	return nil
 }
 
-// resyncRun re-attaches one run unless it already belongs to epoch. It
-// returns an error only when the stream should be given up.
+// resyncRun re-attaches one run unless it already belongs to epoch and was
+// not refused. It returns an error only when the stream should be given up.
 func (c *Client) resyncRun(ctx context.Context, rpc runlogv1.RunlogClient, r *Run, epoch uint64) error {
 	r.mu.Lock()
-	skip := r.epoch >= epoch || r.done() || (r.finishing && r.w.n == 0)
-	r.mu.Unlock()
-	if skip {
-		r.mu.Lock()
+	need := (r.epoch < epoch || r.reattach) && !r.done() && !(r.finishing && r.w.n == 0)
+	if !need {
 		if r.epoch < epoch {
 			r.epoch = epoch
+			r.inflight = 0
 		}
-		r.mu.Unlock()
+		r.reattach = false
+	}
+	r.mu.Unlock()
+	if !need {
 		return nil
 	}
 	resp, err := rpc.Init(ctx, &runlogv1.InitRequest{
@@ -696,8 +698,9 @@ func (c *Client) send(ctx context.Context, rpc runlogv1.RunlogClient, stream run
 
 		next := time.Duration(-1)
 		for _, r := range runs {
-			if r.epochOf() < epoch {
-				// Opened while the previous stream was breaking.
+			if r.needsAttach(epoch) {
+				// Opened while the previous stream was breaking, or
+				// refused by the service.
 				if err := c.resyncRun(ctx, rpc, r, epoch); err != nil {
 					return err
 				}

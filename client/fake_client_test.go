@@ -232,6 +232,38 @@ func TestFakeFatalBatchError(t *testing.T) {
 	}
 }
 
+func TestFakeReattachAfterRefusal(t *testing.T) {
+	f := startFake(t)
+	var refused atomic.Int32
+	f.batchErr = func(req *runlogv1.PublishRequest) *runlogv1.Error {
+		if refused.Add(1) == 2 {
+			return &runlogv1.Error{Code: int32(codes.FailedPrecondition), Message: "client not attached"}
+		}
+		return nil
+	}
+	c := connectTo(t, f.addr(), Options{BatchRecords: 10})
+	ctx := testCtx(t)
+	r, err := c.Init(ctx, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(0); i < 100; i++ {
+		if err := r.Log(i, metrics(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantSteps(t, f.history(r.ID()), 100)
+	f.mu.Lock()
+	inits := f.inits
+	f.mu.Unlock()
+	if inits != 2 {
+		t.Errorf("service saw %d Init calls, want 2 (open, re-attach)", inits)
+	}
+}
+
 func TestFakeReconnect(t *testing.T) {
 	f := startFake(t)
 	c := connectTo(t, f.addr(), Options{BatchRecords: 50})

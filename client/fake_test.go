@@ -44,6 +44,7 @@ type fake struct {
 	mu      sync.Mutex
 	runs    map[string]*fakeRun
 	batches int
+	inits   int
 	srv     *grpc.Server
 	done    chan struct{}
 }
@@ -100,6 +101,7 @@ func (f *fake) addr() string { return "unix://" + f.sock }
 func (f *fake) Init(ctx context.Context, req *runlogv1.InitRequest) (*runlogv1.InitResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.inits++
 	id := req.GetRunId()
 	if id == "" {
 		id = fmt.Sprintf("run%d", len(f.runs)+1)

@@ -19,6 +19,11 @@ import (
 // defaultMaxRecord is the record limit assumed when the service names none.
 const defaultMaxRecord = 4 << 20
 
+// maxReattach bounds the re-attaches after a refused batch without progress
+// in between, so a service that keeps refusing fails the run instead of
+// looping.
+const maxReattach = 3
+
 // Run is a handle on one open run. Its publishing calls (Log, Config,
 // Summary, Output, Alert, Rewind, Publish) encode the record and queue it
 // without touching the network; the client's sender batches it onto the
@@ -45,6 +50,8 @@ type Run struct {
 	unsentBytes int
 	inflight    int    // batches awaiting their response
 	gen         uint64 // bumped whenever sending restarts from acked+1
+	reattach    bool   // the sender must Init the run again before its next batch
+	reattaches  int    // re-attaches since the last ack that made progress
 	pending     int64  // when the oldest unsent record was published (client clock)
 	flushTo     uint64
 	retryAt     int64 // after a retryable batch error: no batch before this
@@ -413,6 +420,24 @@ func (r *Run) ack(resp *runlogv1.PublishResponse, b *batch, lat []time.Duration)
 			r.sent = r.acked
 			r.unsentBytes = r.w.bytes
 			r.c.log.Warn("publish batch failed; will retry", "run", r.id, "err", err, "retry_in", r.retryWait)
+		case codes.FailedPrecondition, codes.NotFound:
+			if b.gen != r.gen {
+				return lat // an echo of a failure already handled
+			}
+			if r.reattaches < maxReattach {
+				// The service no longer counts this client as attached
+				// (or says so while shutting down). Re-attaching tells
+				// whether the run is really gone: if Init fails too, the
+				// run fails with that error.
+				r.reattaches++
+				r.reattach = true
+				r.gen++
+				r.sent = r.acked
+				r.unsentBytes = r.w.bytes
+				r.c.log.Warn("publish refused; re-attaching the run", "run", r.id, "err", err)
+				return lat
+			}
+			r.failLocked(fmt.Errorf("run %s: publish: %w", r.id, err))
 		default:
 			r.failLocked(fmt.Errorf("run %s: publish: %w", r.id, err))
 		}
@@ -438,6 +463,7 @@ func (r *Run) ack(resp *runlogv1.PublishResponse, b *batch, lat []time.Duration)
 		}
 		r.c.stats.acked.Add(uint64(r.w.ack(acked, fn)))
 		r.acked = acked
+		r.reattaches = 0
 		if r.sent < acked {
 			r.sent = acked
 			r.unsentBytes = r.w.bytes
@@ -466,16 +492,21 @@ func (r *Run) resyncLocked(acked, epoch uint64) {
 	}
 	r.sent = r.acked
 	r.unsentBytes = r.w.bytes
-	r.inflight = 0
+	if r.epoch < epoch {
+		r.inflight = 0 // the batches of the old stream are gone with it
+	}
 	r.retryAt = 0
 	r.gen++
 	r.epoch = epoch
+	r.reattach = false
 }
 
-func (r *Run) epochOf() uint64 {
+// needsAttach reports whether the run must be Init'ed again before the
+// sender may send its records on the stream of epoch.
+func (r *Run) needsAttach(epoch uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.epoch
+	return r.epoch < epoch || r.reattach
 }
 
 // done reports whether the sender has nothing more to do for the run.
