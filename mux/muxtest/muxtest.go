@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/runlog/runlog/mux"
@@ -26,9 +27,8 @@ type Server struct {
 	Client runlogv1.RunlogClient
 
 	cancel context.CancelFunc
-	done   chan error
-	err    error
-	t      testing.TB
+	exited chan struct{} // closed when Run returned
+	err    error         // Run's error, set before exited is closed
 }
 
 // Start opens a service on a new temporary root and serves it until the
@@ -61,8 +61,11 @@ func StartAt(t testing.TB, root string, opts mux.Options) *Server {
 		t.Fatalf("open service: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Service: svc, cancel: cancel, done: make(chan error, 1), t: t}
-	go func() { s.done <- svc.Run(ctx) }()
+	s := &Server{Service: svc, cancel: cancel, exited: make(chan struct{})}
+	go func() {
+		s.err = svc.Run(ctx)
+		close(s.exited)
+	}()
 	s.Conn = Dial(t, svc.UnixPath())
 	s.Client = runlogv1.NewRunlogClient(s.Conn)
 	t.Cleanup(func() {
@@ -70,21 +73,43 @@ func StartAt(t testing.TB, root string, opts mux.Options) *Server {
 			t.Errorf("service shutdown: %v", err)
 		}
 	})
+	if err := awaitServing(s.Conn); err != nil {
+		t.Fatalf("service on %s: %v", svc.UnixPath(), err)
+	}
 	return s
 }
+
+// awaitServing watches the health service until it reports SERVING, which
+// the service does once its port file is written and it serves.
+func awaitServing(conn *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := w.Recv()
+		if err != nil {
+			return err
+		}
+		if resp.Status == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+	}
+}
+
+// Exited is closed when Run has returned, by Stop or on its own.
+func (s *Server) Exited() <-chan struct{} { return s.exited }
 
 // Stop shuts the service down (as SIGTERM does) and returns Run's error.
 // Calling it again returns the same error.
 func (s *Server) Stop() error {
-	if s.cancel == nil {
-		return s.err
-	}
 	s.cancel()
-	s.cancel = nil
 	select {
-	case s.err = <-s.done:
+	case <-s.exited:
 	case <-time.After(30 * time.Second):
-		s.err = fmt.Errorf("service did not stop within 30s")
+		return fmt.Errorf("service did not stop within 30s")
 	}
 	s.Conn.Close()
 	return s.err
