@@ -172,9 +172,7 @@ func appendUpdate(b []byte, set []*runlogv1.Item, remove []string) []byte {
 		b = append(b, "remove"...)
 		for i, k := range remove {
 			if i == textItems {
-				b = append(b, " (+"...)
-				b = strconv.AppendInt(b, int64(len(remove)-i), 10)
-				b = append(b, " keys)"...)
+				b = appendMore(b, len(remove)-i)
 				break
 			}
 			b = append(b, ' ')
@@ -189,9 +187,7 @@ func appendUpdate(b []byte, set []*runlogv1.Item, remove []string) []byte {
 func appendTextItems(b []byte, items []*runlogv1.Item, lead bool) []byte {
 	for i, it := range items {
 		if i == textItems {
-			b = append(b, " (+"...)
-			b = strconv.AppendInt(b, int64(len(items)-i), 10)
-			b = append(b, " keys)"...)
+			b = appendMore(b, len(items)-i)
 			break
 		}
 		if i > 0 || lead {
@@ -202,6 +198,16 @@ func appendTextItems(b []byte, items []*runlogv1.Item, lead bool) []byte {
 		b = appendTextValue(b, it.GetValue())
 	}
 	return b
+}
+
+// appendMore writes " (+n keys)" for the items a line leaves out.
+func appendMore(b []byte, n int) []byte {
+	b = append(b, " (+"...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	if n == 1 {
+		return append(b, " key)"...)
+	}
+	return append(b, " keys)"...)
 }
 
 func appendTextValue(b []byte, v *runlogv1.Value) []byte {

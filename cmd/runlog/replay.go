@@ -670,7 +670,7 @@ func replayProblem(p *runlogv1.Problem) string {
 
 func replayVerifySummary(res *runlogv1.VerifyResponse, took time.Duration, viaService bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "checked %d records in %s (%s records/s)", res.GetRecords(), took.Round(time.Millisecond), replayRate(res.GetRecords(), took))
+	fmt.Fprintf(&b, "checked %d records in %s (%s records/s)", res.GetRecords(), replayDuration(took), replayRate(res.GetRecords(), took))
 	if viaService {
 		b.WriteString(" through the service")
 	}
@@ -684,6 +684,13 @@ func replayVerifySummary(res *runlogv1.VerifyResponse, took time.Duration, viaSe
 		fmt.Fprintf(&b, "last good seq %d", res.GetLastGoodSeq())
 	}
 	return b.String()
+}
+
+func replayDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func replayRate(n uint64, d time.Duration) string {
@@ -746,7 +753,7 @@ func replayVerifyAll(ctx context.Context, o *replayOpts, w *bufio.Writer, stderr
 	}
 	took := time.Since(start)
 	fmt.Fprintf(w, "checked %d runs, %d records in %s (%s records/s): %d clean, %d with problems, %d unreadable\n",
-		len(paths), records, took.Round(time.Millisecond), replayRate(records, took), clean, damaged, unreadable)
+		len(paths), records, replayDuration(took), replayRate(records, took), clean, damaged, unreadable)
 	if damaged+unreadable > 0 {
 		return 1
 	}
