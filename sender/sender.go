@@ -174,6 +174,15 @@ func (s *Sender) Run(ctx context.Context) error {
 	if v, err := s.l.Meta(s.errKey); err == nil {
 		s.lastErr = string(v)
 	}
+	// A cursor at 0 makes the upstream show in listings before its first
+	// ack, with its error if it never answers.
+	if cur, err := s.l.Cursors(); err == nil {
+		if _, ok := cur[s.cursor]; !ok {
+			if err := s.l.SetCursor(s.cursor, 0); err != nil {
+				s.log.Debug("cannot create the cursor", "err", err)
+			}
+		}
+	}
 	failures := 0
 	for {
 		progressed, err := s.session(ctx)

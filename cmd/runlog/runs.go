@@ -39,6 +39,10 @@ type runRow struct {
 	Open       bool              `json:"open"`
 	Cursors    map[string]uint64 `json:"cursors,omitempty"`
 	SyncErrors map[string]string `json:"sync_errors,omitempty"`
+	// Synced and Lag are, per upstream URL, the sequence the upstream has
+	// acknowledged and how many records it lacks (see addSyncState).
+	Synced map[string]uint64 `json:"synced,omitempty"`
+	Lag    map[string]uint64 `json:"lag,omitempty"`
 	// Error says why the run could not be read; the other fields may then
 	// be empty.
 	Error string `json:"error,omitempty"`
@@ -75,10 +79,13 @@ func runRuns(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: runlog runs [--root DIR] [--json]
+       runlog runs --hub URL [--project P] [--token-file F] [--json]
 
 Lists the runs under a root: id, project, name, state, records, last step and
-log size. When a service answers on the root it is asked (it holds the logs of
-open runs); otherwise the logs are read directly.
+log size, and for runs that sync upstream the sequence each upstream has
+acknowledged, the lag and the last sync error. When a service answers on the
+root it is asked (it holds the logs of open runs); otherwise the logs are read
+directly. With --hub, lists the runs a hub holds instead.
 
 Flags:
 `)
@@ -86,6 +93,9 @@ Flags:
 	}
 	root := fs.String("root", "", "runlog root (default $RUNLOG_DIR, else ~/.runlog)")
 	asJSON := fs.Bool("json", false, "print a JSON list of runs instead of a table")
+	var hf hubFlags
+	hf.register(fs, "list the runs a hub holds: grpc://HOST:PORT or grpcs://HOST:PORT")
+	project := fs.String("project", "", "with --hub: only the runs of this project")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -95,6 +105,9 @@ Flags:
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "runlog runs: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if hf.url != "" {
+		return runsOnHub(hf, *project, *asJSON, stdout, stderr)
 	}
 	dir, err := rootFromFlag(*root)
 	if err != nil {
@@ -106,6 +119,7 @@ Flags:
 		fmt.Fprintf(stderr, "runlog runs: %v\n", err)
 		return 1
 	}
+	addSyncState(rows)
 	if *asJSON {
 		if rows == nil {
 			rows = []runRow{} // a list, even when empty
@@ -116,7 +130,7 @@ Flags:
 		fmt.Fprintf(stdout, "no runs in %s\n", dir)
 		return 0
 	}
-	printRunTable(stdout, rows, runColumns)
+	printRunTable(stdout, rows, append(runColumns[:len(runColumns):len(runColumns)], syncColumns(rows)...))
 	return 0
 }
 
@@ -237,6 +251,7 @@ func runFromFile(id, path string) (runRow, error) {
 	row.State = replay.StatusName(st.Status())
 	if cur, err := l.Cursors(); err == nil && len(cur) > 0 {
 		row.Cursors = cur
+		row.SyncErrors = syncErrorsOf(l, cur)
 	}
 	return row, nil
 }

@@ -364,3 +364,110 @@ func syncSummaryLine(rep *syncReport) string {
 	return fmt.Sprintf("sync: %d runs to %s: %s; %d records in %.1fs (%.0f records/s)",
 		rep.Total, rep.Upstream, strings.Join(parts, ", "), rep.RecordsSent, rep.Seconds, rep.RecordsPerSec)
 }
+
+// syncErrorsOf reads the last sync error of each upstream that has a cursor
+// in l.
+func syncErrorsOf(l *wal.Log, cursors map[string]uint64) map[string]string {
+	var out map[string]string
+	for name := range cursors {
+		url, ok := strings.CutPrefix(name, "upstream:")
+		if !ok {
+			continue
+		}
+		if v, err := l.Meta(sender.ErrorKey(url)); err == nil && len(v) > 0 {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[url] = string(v)
+		}
+	}
+	return out
+}
+
+// addSyncState fills each row's Synced and Lag from its upstream cursors.
+func addSyncState(rows []runRow) {
+	for i := range rows {
+		r := &rows[i]
+		for name, seq := range r.Cursors {
+			url, ok := strings.CutPrefix(name, "upstream:")
+			if !ok {
+				continue
+			}
+			if r.Synced == nil {
+				r.Synced, r.Lag = make(map[string]uint64), make(map[string]uint64)
+			}
+			r.Synced[url] = seq
+			if r.Records > seq {
+				r.Lag[url] = r.Records - seq
+			} else {
+				r.Lag[url] = 0
+			}
+		}
+	}
+}
+
+// syncColumns are the runs table's columns for upstream sync, present when
+// some run syncs upstream: the acknowledged sequence, the lag and the last
+// error, per upstream when there are several.
+func syncColumns(rows []runRow) []runColumn {
+	seen := map[string]bool{}
+	for _, r := range rows {
+		for url := range r.Synced {
+			seen[url] = true
+		}
+		for url := range r.SyncErrors {
+			seen[url] = true
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	urls := make([]string, 0, len(seen))
+	for u := range seen {
+		urls = append(urls, u)
+	}
+	sort.Strings(urls)
+	cell := func(r runRow, f func(url string) string) string {
+		if len(urls) == 1 {
+			return f(urls[0])
+		}
+		parts := make([]string, 0, len(urls))
+		for _, u := range urls {
+			parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(u, "grpc://"), "grpcs://")+"="+f(u))
+		}
+		return strings.Join(parts, " ")
+	}
+	return []runColumn{
+		{"SYNCED", func(r runRow) string {
+			return cell(r, func(u string) string {
+				if s, ok := r.Synced[u]; ok {
+					return fmt.Sprint(s)
+				}
+				return "-"
+			})
+		}},
+		{"LAG", func(r runRow) string {
+			return cell(r, func(u string) string {
+				if l, ok := r.Lag[u]; ok {
+					return fmt.Sprint(l)
+				}
+				return "-"
+			})
+		}},
+		{"SYNC ERROR", func(r runRow) string {
+			var errs []string
+			for _, u := range urls {
+				if e := r.SyncErrors[u]; e != "" {
+					if len(e) > 80 {
+						e = e[:77] + "..."
+					}
+					if len(urls) > 1 {
+						e = u + ": " + e
+					}
+					errs = append(errs, e)
+				}
+			}
+			return strings.Join(errs, "; ")
+		}},
+	}
+}
