@@ -486,7 +486,9 @@ func replayFollow(ctx context.Context, run *replayRun, o *replayOpts, w *bufio.W
 	}
 	var buf []byte
 	sawExit := false
+	last := uint64(0)
 	err := svc.read(ctx, o.filter.From, true, func(r *runlogv1.Record) error {
+		last = r.GetSeq()
 		if o.filter.To != 0 && r.GetSeq() > o.filter.To {
 			return errReplayFollowDone
 		}
@@ -505,6 +507,11 @@ func replayFollow(ctx context.Context, run *replayRun, o *replayOpts, w *bufio.W
 	})
 	if errors.Is(err, errReplayFollowDone) || errors.Is(err, context.Canceled) || sawExit {
 		return nil
+	}
+	if err == nil {
+		// The service ends a follow at the end of a run it is not writing.
+		w.Flush()
+		fmt.Fprintf(stderr, "runlog replay: run %s has no exit record after seq %d and the service on %s is not writing it\n", run.id, last, run.root)
 	}
 	return err
 }

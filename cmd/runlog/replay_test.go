@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runlog/runlog/mux"
+	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/replay/replaytest"
@@ -689,3 +691,85 @@ func BenchmarkReplayVerify(b *testing.B) { benchReplay(b, "--verify") }
 func BenchmarkReplayJSON(b *testing.B)   { benchReplay(b, "--json") }
 func BenchmarkReplayText(b *testing.B)   { benchReplay(b) }
 func BenchmarkReplayState(b *testing.B)  { benchReplay(b, "--state") }
+
+// publishBatch publishes encoded records to a run through the service and
+// waits for the ack.
+func publishBatch(t *testing.T, st grpc.BidiStreamingClient[runlogv1.PublishRequest, runlogv1.PublishResponse], runID, clientID string, batch uint64, recs [][]byte) {
+	t.Helper()
+	if err := st.Send(&runlogv1.PublishRequest{RunId: runID, ClientId: clientID, Batch: batch, Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetError() != nil || len(resp.GetRejections()) > 0 {
+		t.Fatalf("batch %d: %v %v", batch, resp.GetError(), resp.GetRejections())
+	}
+}
+
+// TestReplayLiveRun reads, verifies, folds and follows a run that the real
+// service is writing, then reads the finished run from its file.
+func TestReplayLiveRun(t *testing.T) {
+	srv := muxtest.Start(t, mux.Options{})
+	root := srv.Root()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ir, err := srv.Client.Init(ctx, &runlogv1.InitRequest{RunId: "live", Info: &runlogv1.RunInfo{Project: "p", Name: "live"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := srv.Client.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.CloseSend()
+	publishBatch(t, st, "live", ir.ClientId, 1, muxtest.HistoryBatch(t, 1, 0, 50, 3))
+
+	// The service holds the file: everything goes through it.
+	out, errOut, code := runReplay(t, "live", "--root", root, "--json")
+	if code != 0 || strings.Count(out, "\n") != 51 {
+		t.Fatalf("read through the service: exit %d, %d lines, %s", code, strings.Count(out, "\n"), errOut)
+	}
+	live := out
+	out, errOut, code = runReplay(t, "live", "--root", root, "--verify")
+	if code != 0 || !strings.Contains(out, "51 records") || !strings.Contains(out, "through the service: clean, last good seq 51") {
+		t.Fatalf("verify through the service: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = runReplay(t, "live", "--root", root, "--state")
+	if code != 0 || !strings.Contains(out, "status     running\n") || !strings.Contains(out, "history    50 rows, last step 49\n") {
+		t.Fatalf("state through the service: exit %d\n%s", code, out)
+	}
+	q, err := srv.Client.Query(ctx, &runlogv1.QueryRequest{RunId: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = runReplay(t, "live", "--root", root, "--state", "--json")
+	if !strings.Contains(out, fmt.Sprintf(`"history_rows":%d,`, q.State.HistoryRows)) || !strings.Contains(out, fmt.Sprintf(`"last_seq":%d,`, q.State.LastSeq)) {
+		t.Fatalf("replay --state and the service's Query disagree:\n%s\n%v", out, q.State)
+	}
+
+	// --follow prints what is there, then what is written after it started.
+	sc, done, errb := followLines(t, ctx, "live", "--root", root)
+	expectLines(t, sc, 1, 51)
+	publishBatch(t, st, "live", ir.ClientId, 2, muxtest.HistoryBatch(t, 51, 50, 10, 3))
+	expectLines(t, sc, 52, 61)
+	if _, err := srv.Client.Finish(ctx, &runlogv1.FinishRequest{RunId: "live", ClientId: ir.ClientId}); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, sc, 62, 62)
+	if code := <-done; code != 0 {
+		t.Fatalf("follow exited %d: %s", code, errb)
+	}
+
+	// Once the service let go of the finished run, the file is read
+	// directly, and says the same.
+	out, _, code = runReplay(t, "live", "--root", root, "--verify")
+	if code != 0 || strings.Contains(out, "through the service") || !strings.Contains(out, "clean, last good seq 62") {
+		t.Fatalf("verify of the finished run: exit %d\n%s", code, out)
+	}
+	out, errOut, code = runReplay(t, "live", "--root", root, "--json", "--to", "51")
+	if code != 0 || out != live {
+		t.Fatalf("file after finish (exit %d %s) differs from the live read:\n%s", code, errOut, lineDiff(live, out))
+	}
+}
