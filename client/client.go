@@ -658,6 +658,10 @@ func (c *Client) resyncRun(ctx context.Context, rpc runlogv1.RunlogClient, r *Ru
 	if !need {
 		return nil
 	}
+	// A service that takes this long to re-attach a run is not healthy;
+	// give up on the stream and reconnect.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	resp, err := rpc.Init(ctx, &runlogv1.InitRequest{
 		RunId:     r.id,
 		Resume:    ResumeMust,
