@@ -120,14 +120,16 @@ func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest,
 			return recvErr
 		}
 		group = append(group[:0], r)
+		size := requestBytes(r)
 	more:
-		for len(group) <= s.maxQueued {
+		for len(group) <= s.maxQueued && size < maxMergeBytes {
 			select {
 			case r, ok := <-reqs:
 				if !ok {
 					break more // the closed channel is seen again above
 				}
 				group = append(group, r)
+				size += requestBytes(r)
 			default:
 				break more
 			}
@@ -169,6 +171,17 @@ func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest,
 		}
 		clear(recs)
 	}
+}
+
+// maxMergeBytes bounds the record bytes of requests merged into one append.
+const maxMergeBytes = 32 << 20
+
+func requestBytes(r *runlogv1.IngestRequest) int {
+	n := 0
+	for _, rec := range r.GetRecords() {
+		n += len(rec)
+	}
+	return n
 }
 
 // withMark attaches the run's high-water mark to refusals that carry one.

@@ -19,9 +19,11 @@
 //   - A damaged record stops the push after the valid prefix before it: that
 //     prefix is sent and acknowledged, then Run returns an error wrapping the
 //     *wal.CorruptError.
-//   - Memory is bounded whatever the backlog: at most Options.MaxInflight
-//     batches of Options.BatchBytes (or a single larger record) are read from
-//     the wal at a time, in short read transactions.
+//   - Memory is bounded whatever the backlog: the sender reads one batch at a
+//     time (Options.BatchRecords records or Options.BatchBytes bytes, or a
+//     single larger record) in short read transactions, into one reused
+//     buffer, and at most Options.MaxInflight batches wait for acks, their
+//     bytes held by the transport's flow control rather than by the sender.
 //
 // # Errors
 //

@@ -18,9 +18,61 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
 )
+
+// The service's follower hook takes upstream senders as they are.
+var _ mux.Follower = (*sender.Follower)(nil)
+
+// upstreamFollowers builds the service's followers from its --offline,
+// --upstream (repeatable) and --upstream-token-file flags: one
+// sender.Follower that runs a sender per (run, upstream), or none when the
+// service is offline or has no upstream. Connections are made lazily, by
+// the senders. Call the returned function after the service stopped, to
+// close the connections.
+func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *slog.Logger) ([]mux.Follower, func(), error) {
+	if offline || len(upstreams) == 0 {
+		if offline && len(upstreams) > 0 {
+			log.Info("offline: runs are not synced; use runlog sync later", "upstreams", upstreams)
+		}
+		return nil, func() {}, nil
+	}
+	var token string
+	if tokenFile != "" {
+		var err error
+		if token, err = readTokenFile(tokenFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	var (
+		targets []sender.Target
+		hubs    []*sender.Hub
+	)
+	closeAll := func() {
+		for _, h := range hubs {
+			h.Close()
+		}
+	}
+	seen := map[string]bool{}
+	for _, u := range upstreams {
+		h, err := sender.DialHub(u, sender.HubOptions{Token: token})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if seen[h.URL()] {
+			h.Close()
+			continue
+		}
+		seen[h.URL()] = true
+		hubs = append(hubs, h)
+		targets = append(targets, sender.Target{URL: h.URL(), Up: h})
+	}
+	log.Info("syncing runs upstream", "upstreams", upstreams)
+	return []mux.Follower{sender.NewFollower(targets, sender.Options{Logger: log})}, closeAll, nil
+}
 
 func cmdSync(args []string) int { return runSync(args, os.Stdout, os.Stderr) }
 
