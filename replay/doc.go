@@ -26,6 +26,16 @@
 //     rewinds, then streams rows up to that end, so a log that grows while it
 //     is read gives a consistent prefix.
 //
+//   - The JSON lines format (AppendJSON, AppendJSONEncoded) is the public
+//     audit format, documented in docs/replay.md: lossless for everything a
+//     record holds except unknown protobuf fields. AppendJSONEncoded writes
+//     exactly what decoding and AppendJSON write, and fails exactly when
+//     decoding fails.
+//   - Readers stop at the first record that does not decode, with a
+//     *wal.CorruptError naming its seq, after passing on every record before
+//     it. Verification itself is wal.Log.Verify; VerifyResponse shapes its
+//     result as the service's Verify RPC does.
+//
 // # Caveats
 //
 // Counting live history rows after a rewind needs to know how many rows have
