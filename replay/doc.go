@@ -31,9 +31,9 @@
 //     record holds except unknown protobuf fields. AppendJSONEncoded writes
 //     exactly what decoding and AppendJSON write, and fails exactly when
 //     decoding fails.
-//   - Readers stop at the first record that does not decode, with a
-//     *wal.CorruptError naming its seq, after passing on every record before
-//     it. Verification itself is wal.Log.Verify; VerifyResponse shapes its
+//   - Readers stop at the first record that does not decode, with an error
+//     (a wal.CorruptError) naming its seq, after passing on every record
+//     before it. Verification itself is wal.Log.Verify; VerifyResponse shapes its
 //     result as the service's Verify RPC does.
 //
 // # Caveats
