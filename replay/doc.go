@@ -25,7 +25,6 @@
 //     amount of it in memory. History first finds the end of the log and the
 //     rewinds, then streams rows up to that end, so a log that grows while it
 //     is read gives a consistent prefix.
-//
 //   - The JSON lines format (AppendJSON, AppendJSONEncoded) is the public
 //     audit format, documented in docs/replay.md: lossless for everything a
 //     record holds except unknown protobuf fields. AppendJSONEncoded writes
@@ -33,8 +32,8 @@
 //     decoding fails.
 //   - Readers stop at the first record that does not decode, with an error
 //     (a wal.CorruptError) naming its seq, after passing on every record
-//     before it. Verification itself is wal.Log.Verify; VerifyResponse shapes its
-//     result as the service's Verify RPC does.
+//     before it. Verification itself is wal.Log.Verify; VerifyResponse
+//     shapes its result as the service's Verify RPC does.
 //
 // # Caveats
 //
