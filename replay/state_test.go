@@ -221,6 +221,31 @@ func TestHistoryRowsBoundedAndApproximate(t *testing.T) {
 	if got := s.HistoryRows(); got+want/10 < want || got > want+want/10 {
 		t.Fatalf("estimate %d is more than 10%% off %d", got, want)
 	}
+	// The exact count from the log (CountHistory) corrects it, and later
+	// rows and recent rewinds count from there.
+	s.SetHistoryRows(want)
+	if s.HistoryRows() != want || !s.HistoryRowsExact() {
+		t.Fatalf("after SetHistoryRows(%d): rows %d exact %v", want, s.HistoryRows(), s.HistoryRowsExact())
+	}
+	step = mid - 1
+	for range 50 {
+		step++
+		all = append(all, histRec(step))
+	}
+	all = append(all, rewindRec(step-9))
+	for _, r := range all[len(all)-51:] {
+		s.Apply(r)
+	}
+	if want := liveCount(all); s.HistoryRows() != want || !s.HistoryRowsExact() {
+		t.Fatalf("after more rows and a recent rewind: rows %d exact %v, want %d exact", s.HistoryRows(), s.HistoryRowsExact(), want)
+	}
+	data, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := new(State).UnmarshalBinary(data); err != nil {
+		t.Fatalf("snapshot after a correction: %v", err)
+	}
 }
 
 func TestLastStep(t *testing.T) {

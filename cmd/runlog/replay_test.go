@@ -759,3 +759,43 @@ func TestReplayLiveRun(t *testing.T) {
 		t.Fatalf("file after finish (exit %d %s) differs from the live read:\n%s", code, errOut, lineDiff(live, out))
 	}
 }
+
+// TestReplayStateRecountsHistory covers a log whose irregular steps make the
+// fold estimate the rows a deep rewind dropped: --state counts them exactly.
+func TestReplayStateRecountsHistory(t *testing.T) {
+	root := t.TempDir()
+	l := replaytest.Open(t, replaytest.RunPath(root, "jumpy"))
+	var recs []*runlogv1.Record
+	step := int64(0)
+	for i := range 5000 {
+		// Steps that count samples of varying batch sizes: no two gaps alike
+		// for long.
+		step += int64(1 + (i*7919)%13)
+		recs = append(recs, &runlogv1.Record{Payload: &runlogv1.Record_History{History: &runlogv1.HistoryRow{Step: step}}})
+	}
+	rewindTo := recs[1000].GetHistory().Step
+	recs = append(recs, &runlogv1.Record{Payload: &runlogv1.Record_Rewind{Rewind: &runlogv1.Rewind{Step: rewindTo}}})
+	if err := l.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	fold, err := func() (*replay.State, error) {
+		l, err := wal.Open(replaytest.RunPath(root, "jumpy"), wal.Options{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		return replay.Fold(l, "jumpy", 0)
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fold.HistoryRowsExact() {
+		t.Fatal("the test log does not make the fold estimate")
+	}
+	out, errOut, code := runReplay(t, "jumpy", "--root", root, "--state", "--json")
+	// Rows before the one the rewind's step came from stay: 1000 of them.
+	if code != 0 || !strings.Contains(out, `"history_rows":1000,"history_rows_exact":true,`) {
+		t.Fatalf("exit %d %s\n%s", code, errOut, out)
+	}
+}
