@@ -124,18 +124,17 @@ func checkMessage(b []byte, s *msgSchema) *wireError {
 			b = b[m:]
 			continue
 		}
-		seg := f.name
-		if f.list {
-			i := 0
-			if int(num) < len(counts) {
-				i = counts[num]
-				counts[num]++
-			}
-			seg = fmt.Sprintf("%s[%d]", f.name, i)
+		i := 0
+		if f.list && int(num) < len(counts) {
+			i = counts[num]
+			counts[num]++
 		}
 		m, err := checkField(b, typ, f)
 		if err != nil {
-			return err.at(seg)
+			if f.list {
+				return err.at(fmt.Sprintf("%s[%d]", f.name, i))
+			}
+			return err.at(f.name)
 		}
 		b = b[m:]
 	}
@@ -220,9 +219,15 @@ func (s *Service) checkRecord(raw []byte) (checked, error) {
 		c.clientSeq = peekClientSeq(raw)
 		return c, &TooLargeError{Size: len(raw), Limit: s.maxRecord}
 	}
-	// Find the header fields to strip and the payload.
-	strip := false
-	var payload []byte
+	// Find the header fields to strip and the payload. Encoders write fields
+	// in number order, so the header fields (1 to 6) normally form a prefix
+	// and the body is the rest of raw, without a copy.
+	var (
+		payload []byte
+		prefix  int  // raw[:prefix] holds only header fields
+		mixed   bool // a header field follows another field: copy to strip
+		other   bool // a field that is not a header field was seen
+	)
 	for b := raw; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -234,15 +239,21 @@ func (s *Service) checkRecord(raw []byte) (checked, error) {
 		}
 		val := b[n : n+m]
 		b = b[n+m:]
+		header := num >= fieldSeq && num <= fieldSynthesized
+		switch {
+		case header && other:
+			mixed = true
+		case header:
+			prefix = len(raw) - len(b)
+		default:
+			other = true
+		}
 		switch {
 		case num == fieldClientSeq:
 			if typ != protowire.VarintType {
 				return c, invalid("record client_seq has wire type %d, want a varint", typ)
 			}
 			c.clientSeq, _ = protowire.ConsumeVarint(val)
-			strip = true
-		case num >= fieldSeq && num <= fieldSynthesized:
-			strip = true
 		case num >= fieldPayloadFirst && num <= fieldPayloadLast:
 			if c.payload != 0 {
 				return c, invalid("record has two payloads (%s and %s); send one record each",
@@ -267,8 +278,8 @@ func (s *Service) checkRecord(raw []byte) (checked, error) {
 	if err := checkPayload(c.payload, payload, &c); err != nil {
 		return c, err
 	}
-	c.body = raw
-	if strip {
+	c.body = raw[prefix:]
+	if mixed {
 		c.body = stripHeader(raw)
 	}
 	return c, nil
@@ -339,7 +350,17 @@ func payloadName(num protowire.Number) string {
 // non-empty, items have values, steps are not negative, exits go through
 // Finish. p is a well-formed encoding of the payload message.
 func checkPayload(num protowire.Number, p []byte, c *checked) error {
-	name := payloadName(num)
+	var name string
+	switch num {
+	case fieldHistory:
+		name = "history"
+	case fieldConfig:
+		name = "config"
+	case fieldSummary:
+		name = "summary"
+	case fieldStats:
+		name = "stats"
+	}
 	switch num {
 	case fieldHistory:
 		step, err := eachField(p, func(f protowire.Number, v []byte, i int) error {

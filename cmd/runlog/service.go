@@ -1,11 +1,165 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/runlog/runlog/mux"
 )
 
+const serviceUsage = `Usage: runlog service [flags]
+
+Runs the local service that training processes log to. It listens on the unix
+socket ROOT/service.sock (and on --listen, if given), writes every record to
+ROOT/runs/<run-id>/wal.bolt and acknowledges it once it is on disk. One service
+runs per ROOT. It logs to stderr.
+
+SIGTERM or SIGINT drains it: queued records are committed and acknowledged,
+logs closed, socket and lock removed, exit status 0.
+
+Flags:
+`
+
+// serviceConfig is what the flags of `runlog service` set.
+type serviceConfig struct {
+	root           string
+	listen         string
+	portFile       string
+	parentPID      int
+	maxRecordBytes int
+	crashGrace     time.Duration
+	// Upstream sync: accepted here, turned into followers by
+	// serviceFollowers.
+	offline           bool
+	upstreams         []string
+	upstreamTokenFile string
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) {
+	c := &serviceConfig{}
+	fs := flag.NewFlagSet("service", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, serviceUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.root, "root", "", "runlog root `DIR` (default $RUNLOG_DIR, else ~/.runlog); created with mode 0700")
+	fs.StringVar(&c.listen, "listen", "", "also listen on TCP, `tcp://HOST:PORT`; port 0 picks a free port (the port file tells which)")
+	fs.StringVar(&c.portFile, "port-file", "", "once listening, write `FILE` atomically: {\"pid\":..,\"unix\":..,\"tcp\":..}")
+	fs.IntVar(&c.parentPID, "parent-pid", 0, "exit once process `PID` is gone and no run is open")
+	fs.IntVar(&c.maxRecordBytes, "max-record-bytes", mux.DefaultMaxRecordBytes, "refuse encoded records larger than `N` bytes")
+	fs.DurationVar(&c.crashGrace, "crash-grace", mux.DefaultCrashGrace,
+		"how long a run whose clients are gone waits for one to re-attach before it is closed as crashed")
+	fs.BoolVar(&c.offline, "offline", false, "never sync runs upstream (every run is treated as offline)")
+	fs.Var((*stringList)(&c.upstreams), "upstream", "sync runs to the hub at `URL` (grpc://HOST:PORT or grpcs://HOST:PORT); repeatable")
+	fs.StringVar(&c.upstreamTokenFile, "upstream-token-file", "", "bearer token for the upstreams, read from `FILE`")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.maxRecordBytes <= 0 {
+		return nil, fmt.Errorf("--max-record-bytes %d: must be positive", c.maxRecordBytes)
+	}
+	if c.crashGrace <= 0 {
+		return nil, fmt.Errorf("--crash-grace %s: must be positive", c.crashGrace)
+	}
+	if c.offline && len(c.upstreams) > 0 {
+		return nil, errors.New("--offline and --upstream exclude each other")
+	}
+	root, err := serviceRoot(c.root)
+	if err != nil {
+		return nil, err
+	}
+	c.root = root
+	return c, nil
+}
+
+// serviceRoot returns --root, else $RUNLOG_DIR, else ~/.runlog.
+func serviceRoot(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if d := os.Getenv("RUNLOG_DIR"); d != "" {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --root, no $RUNLOG_DIR and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".runlog"), nil
+}
+
 func cmdService(args []string) int {
-	fmt.Fprintln(os.Stderr, "runlog service: not implemented yet")
-	return 2
+	c, err := parseServiceFlags(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runlog service: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runService(ctx, c, log); err != nil {
+		fmt.Fprintf(os.Stderr, "runlog service: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runService runs the service until ctx is done or its parent is gone.
+func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
+	// The backlog lives on disk, so the heap is small; a soft limit keeps
+	// the garbage collector from letting it grow past what it needs. An
+	// explicit GOMEMLIMIT wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(64 << 20)
+	}
+	followers, err := serviceFollowers(c, log)
+	if err != nil {
+		return err
+	}
+	svc, err := mux.Open(c.root, mux.Options{
+		Logger:         log,
+		Listen:         c.listen,
+		PortFile:       c.portFile,
+		ParentPID:      c.parentPID,
+		MaxRecordBytes: c.maxRecordBytes,
+		CrashGrace:     c.crashGrace,
+		Followers:      followers,
+	})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
+
+// serviceFollowers builds the followers that sync runs upstream from
+// --offline, --upstream and --upstream-token-file. This is the one place
+// where senders are wired into the service.
+func serviceFollowers(c *serviceConfig, log *slog.Logger) ([]mux.Follower, error) {
+	if len(c.upstreams) > 0 {
+		log.Warn("upstream sync is not wired into this build yet; runs are kept locally and can be pushed with `runlog sync`",
+			"upstreams", c.upstreams)
+	}
+	return nil, nil
 }
