@@ -296,6 +296,7 @@ func replayOpen(ctx context.Context, root, run string, rootSet bool) (*replayRun
 
 // replayService reads one run through the service that holds it.
 type replayService struct {
+	// ctx bounds Scan, which has no context of its own (replay.Source).
 	ctx   context.Context
 	conn  *grpc.ClientConn
 	c     runlogv1.RunlogClient
@@ -311,7 +312,9 @@ func replayDial(ctx context.Context, root, runID string) (*replayService, error)
 	if _, err := os.Stat(sock); err != nil {
 		return nil, fmt.Errorf("no service socket %s", sock)
 	}
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A read chunk holds at least one record, and a record may be large.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(128<<20)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", sock, err)
 	}
