@@ -164,6 +164,7 @@ func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
+	l.noteTouched(offs[len(recs)])
 	return first, nil
 }
 

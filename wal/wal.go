@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -75,6 +76,10 @@ type Log struct {
 	clients  map[string]uint64
 	changed  chan struct{} // closed and replaced after every append
 	rng      rand.Source   // used under appendMu
+
+	// touched counts bytes written or scanned since the mapped pages were
+	// last released; see noteTouched.
+	touched atomic.Int64
 
 	// appendMu serialises Append so that stamping and committing happen in
 	// log order without holding mu across the fsync.
@@ -369,6 +374,7 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
+	l.noteTouched(offs[len(recs)])
 	return nil
 }
 
@@ -439,7 +445,7 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 		if l.isClosed() {
 			return ErrClosed
 		}
-		n := 0
+		n, scanned := 0, 0
 		next := from
 		err := l.db.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketRecords).Cursor()
@@ -451,6 +457,7 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 				if err != nil {
 					return err
 				}
+				scanned += len(v)
 				if err := fn(seq, data); err != nil {
 					return err
 				}
@@ -459,6 +466,7 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 			}
 			return nil
 		})
+		l.noteTouched(scanned)
 		if errors.Is(err, errStop) {
 			return nil
 		}
