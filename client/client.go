@@ -499,9 +499,8 @@ func (c *Client) ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Target() == target {
-		return nil // the winner of a start race, already connected
-	}
+	// The target may equal the broken connection's (the same socket path):
+	// try wakes that connection from its backoff or replaces it.
 	if !c.try(ctx, target) {
 		return &StartError{Root: c.root, Log: c.root + "/" + logName, Tail: tail(c.root+"/"+logName, 10),
 			Err: fmt.Errorf("service started but does not answer at %s", target)}
