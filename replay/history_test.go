@@ -211,3 +211,43 @@ func TestPayloadOfAgreesWithDecode(t *testing.T) {
 		t.Fatal("truncated payload accepted")
 	}
 }
+
+// FuzzDecodeRowWire checks the history fast path against the decoder: the
+// same items whenever it takes a row, and never a row the decoder refuses.
+func FuzzDecodeRowWire(f *testing.F) {
+	for _, r := range jsonRecords() {
+		if h := r.GetHistory(); h != nil {
+			b, _ := proto.Marshal(h)
+			f.Add(b, "loss")
+		}
+		if c := r.GetConfig(); c != nil {
+			b, _ := proto.Marshal(&runlogv1.HistoryRow{Step: 3, Items: c.Set})
+			f.Add(b, "s")
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, key string) {
+		for _, want := range []map[string]bool{nil, {key: true}} {
+			items, ok := decodeRowWire(data, want)
+			var h runlogv1.HistoryRow
+			if err := proto.Unmarshal(data, &h); err != nil {
+				if ok {
+					t.Fatalf("decoder refuses the row (%v), the fast path took it", err)
+				}
+				return
+			}
+			if !ok {
+				continue
+			}
+			var wantItems []*runlogv1.Item
+			for _, it := range h.Items {
+				if want == nil || want[it.GetKey()] {
+					wantItems = append(wantItems, it)
+				}
+			}
+			got := &runlogv1.HistoryRow{Items: items}
+			if exp := (&runlogv1.HistoryRow{Items: wantItems}); !proto.Equal(got, exp) {
+				t.Fatalf("keys %v:\n got %v\nwant %v", want, got, exp)
+			}
+		}
+	})
+}
