@@ -285,9 +285,21 @@ func stepOf(b []byte) (int64, error) {
 func Fold(src Source, runID string, to uint64) (*State, error) {
 	s := NewState(runID)
 	var r runlogv1.Record
+	noKeys := map[string]bool{}
 	err := src.Scan(1, func(seq uint64, data []byte) error {
 		if to != 0 && seq > to {
 			return errStop
+		}
+		// A history row only adds its step: check it is a valid row without
+		// building its items.
+		if h, err := parseWire(data); err == nil && h.payloads == 1 && h.kind == KindHistory {
+			if step, err := stepOf(h.payload); err == nil {
+				if _, ok := decodeRowWire(h.payload, noKeys); ok {
+					s.applyHeader(h.seq, h.time, KindHistory)
+					s.applyStep(step)
+					return nil
+				}
+			}
 		}
 		if err := proto.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("decode record %d: %w", seq, err)

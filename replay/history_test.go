@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -248,6 +249,85 @@ func FuzzDecodeRowWire(f *testing.F) {
 			if exp := (&runlogv1.HistoryRow{Items: wantItems}); !proto.Equal(got, exp) {
 				t.Fatalf("keys %v:\n got %v\nwant %v", want, got, exp)
 			}
+		}
+	})
+}
+
+func TestFoldEqualsApply(t *testing.T) {
+	// Fold reads history rows without decoding them; the state must be the
+	// one Apply builds from decoded records.
+	rng := rand.New(rand.NewPCG(5, 6))
+	recs := stepLog(rng, 3000, true)
+	for i, r := range recs {
+		switch i % 50 {
+		case 1:
+			r.Payload = &runlogv1.Record_Config{Config: &runlogv1.ConfigUpdate{Set: []*runlogv1.Item{item("k", i64(int64(i)))}}}
+		case 2:
+			r.ClientId = "c"
+			r.Payload = &runlogv1.Record_Output{Output: &runlogv1.ConsoleOutput{Text: "x"}}
+		}
+	}
+	src := sliceSource(recs)
+	for _, to := range []uint64{0, 1, 999, 2500} {
+		want := NewState("r")
+		for _, r := range recs {
+			if to != 0 && r.Seq > to {
+				break
+			}
+			want.Apply(r)
+		}
+		got, err := Fold(src, "r", to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := got.MarshalBinary()
+		b, _ := want.MarshalBinary()
+		if !bytes.Equal(a, b) {
+			t.Fatalf("to %d: fold\n%v\napply\n%v", to, got.Proto(), want.Proto())
+		}
+	}
+}
+
+// rawSource is a Source over encoded records numbered from 1.
+type rawSource [][]byte
+
+func (s rawSource) Scan(from uint64, fn func(uint64, []byte) error) error {
+	for i, data := range s {
+		if uint64(i+1) < from {
+			continue
+		}
+		if err := fn(uint64(i+1), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FuzzFold checks that folding an encoded record equals applying its
+// decoding, and fails exactly when decoding fails.
+func FuzzFold(f *testing.F) {
+	for _, r := range jsonRecords() {
+		b, _ := proto.Marshal(r)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Fold(rawSource{data}, "r", 0)
+		var r runlogv1.Record
+		if derr := proto.Unmarshal(data, &r); derr != nil {
+			if err == nil {
+				t.Fatalf("decode fails (%v), fold took the record", derr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decode works, fold failed: %v", err)
+		}
+		want := NewState("r")
+		want.Apply(&r)
+		a, _ := got.MarshalBinary()
+		b, _ := want.MarshalBinary()
+		if !bytes.Equal(a, b) {
+			t.Fatalf("fold\n%v\napply\n%v", got.Proto(), want.Proto())
 		}
 	})
 }

@@ -128,16 +128,7 @@ func (s *State) Status() runlogv1.RunStatus {
 // order; Apply does not check that (Verify does). The state keeps no
 // reference to r or anything in it.
 func (s *State) Apply(r *runlogv1.Record) {
-	s.records++
-	s.lastSeq = r.GetSeq()
-	if t := r.GetTimeUnixNano(); t != 0 {
-		if s.firstTime == 0 {
-			s.firstTime = t
-		}
-		s.lastTime = t
-	}
-	k := KindOf(r)
-	s.counts[k]++
+	s.applyHeader(r.GetSeq(), r.GetTimeUnixNano(), KindOf(r))
 	switch p := r.GetPayload().(type) {
 	case *runlogv1.Record_Run:
 		s.mergeInfo(p.Run)
@@ -146,9 +137,7 @@ func (s *State) Apply(r *runlogv1.Record) {
 	case *runlogv1.Record_Summary:
 		applyUpdate(s.summary, p.Summary.GetSet(), p.Summary.GetRemove())
 	case *runlogv1.Record_History:
-		step := p.History.GetStep()
-		s.history.add(step)
-		s.lastStep = step
+		s.applyStep(p.History.GetStep())
 	case *runlogv1.Record_Rewind:
 		step := p.Rewind.GetStep()
 		s.history.rewind(step)
@@ -162,6 +151,25 @@ func (s *State) Apply(r *runlogv1.Record) {
 			Message: p.Exit.GetMessage(),
 		}
 	}
+}
+
+// applyHeader counts a record of kind k and moves the position to it.
+func (s *State) applyHeader(seq uint64, t int64, k Kind) {
+	s.records++
+	s.lastSeq = seq
+	if t != 0 {
+		if s.firstTime == 0 {
+			s.firstTime = t
+		}
+		s.lastTime = t
+	}
+	s.counts[k]++
+}
+
+// applyStep folds a history row: only its step matters to the state.
+func (s *State) applyStep(step int64) {
+	s.history.add(step)
+	s.lastStep = step
 }
 
 // mergeInfo applies a RunInfo record: the first one sets the info, later ones
