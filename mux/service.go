@@ -28,10 +28,10 @@ const (
 
 	defaultPollInterval     = time.Second
 	defaultShutdownTimeout  = 5 * time.Second
-	defaultMaxCommitRecords = 8192
-	defaultMaxCommitBytes   = 4 << 20
-	defaultMaxQueueRecords  = 16384
-	defaultMaxQueueBytes    = 8 << 20
+	defaultMaxCommitRecords = 4096
+	defaultMaxCommitBytes   = 2 << 20
+	defaultMaxQueueRecords  = 8192
+	defaultMaxQueueBytes    = 4 << 20
 	// maxOutstanding bounds the batches of one Publish stream that are
 	// queued or being committed; the stream stops reading beyond it.
 	maxOutstanding = 64
