@@ -53,7 +53,7 @@ type Options struct {
 	MaxInflight int
 	// Linger is how long a partial batch waits for more records while
 	// another batch of the run is in flight. With nothing in flight records
-	// leave at once. Zero means 2ms; negative means never wait.
+	// leave at once. Zero means 1ms; negative means never wait.
 	Linger time.Duration
 
 	// OnAck, when set, is called by the receiving goroutine after each ack
@@ -88,7 +88,7 @@ func (o Options) withDefaults() Options {
 	def(&o.BatchBytes, 1<<20)
 	def(&o.MaxInflight, 8)
 	if o.Linger == 0 {
-		o.Linger = 2 * time.Millisecond
+		o.Linger = time.Millisecond
 	} else if o.Linger < 0 {
 		o.Linger = 0
 	}

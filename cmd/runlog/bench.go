@@ -32,6 +32,7 @@ type benchConfig struct {
 	keys    int
 	rate    float64 // total offered records/s; 0 is as fast as possible
 	batch   int
+	linger  time.Duration
 	json    bool
 }
 
@@ -84,6 +85,7 @@ Flags:
 	fs.IntVar(&cfg.keys, "keys", 10, "float metrics per row")
 	fs.Float64Var(&cfg.rate, "rate", 0, "total offered records/s over all runs (0: as fast as possible)")
 	fs.IntVar(&cfg.batch, "batch", 0, "records per Publish batch (0: the client's default)")
+	fs.DurationVar(&cfg.linger, "linger", 0, "how long a partial batch waits while another is in flight (0: the client's default)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object instead of lines")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -168,6 +170,7 @@ func bench(cfg benchConfig, progress io.Writer) (*benchResult, error) {
 		Address:      sock,
 		Binary:       exe,
 		BatchRecords: cfg.batch,
+		Linger:       cfg.linger,
 		OnAck: func(runID string, l []time.Duration) {
 			// Called only by the client's receiver goroutine.
 			for _, d := range l {
