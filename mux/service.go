@@ -78,7 +78,7 @@ type Options struct {
 	// Group commit bounds: one commit takes at most MaxCommitRecords records
 	// or MaxCommitBytes bytes (at least one batch); a run queues at most
 	// MaxQueueRecords records or MaxQueueBytes bytes before publishers
-	// wait. Zero means 8192, 4 MiB, 16384 and 8 MiB.
+	// wait. Zero means 4096, 2 MiB, 8192 and 4 MiB.
 	MaxCommitRecords int
 	MaxCommitBytes   int
 	MaxQueueRecords  int
