@@ -329,3 +329,70 @@ func TestServiceManyRuns(t *testing.T) {
 		wantSteps(t, historySteps(readLog(t, s.root, r.ID()), r.ClientID()), n)
 	}
 }
+
+func TestServiceRewindAndTypedCalls(t *testing.T) {
+	s := startService(t, mux.Options{})
+	c := connectTo(t, s.addr(), Options{})
+	ctx := testCtx(t)
+	r, err := c.Init(ctx, RunOptions{ID: "rewind"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(0); i < 10; i++ {
+		if err := r.LogFloats(i, []string{"loss"}, []float64{float64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Log(3, metrics(3)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "call Rewind") {
+		t.Fatalf("step going back: err = %v", err)
+	}
+	if err := r.Rewind(5); err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(5); i < 8; i++ {
+		if err := r.LogFloats(i, []string{"loss"}, []float64{-float64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.LogFloats(9, []string{"a", "b"}, []float64{1}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("keys and values of different lengths: err = %v", err)
+	}
+	if err := r.Publish(ctx, &runlogv1.Record{Payload: &runlogv1.Record_Exit{Exit: &runlogv1.Exit{}}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("publishing an exit: err = %v", err)
+	}
+	if err := r.Publish(ctx, &runlogv1.Record{ClientSeq: 9, Payload: &runlogv1.Record_Rewind{Rewind: &runlogv1.Rewind{}}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("publishing with a client_seq: err = %v", err)
+	}
+	if err := r.Publish(ctx, &runlogv1.Record{Payload: &runlogv1.Record_File{File: &runlogv1.FileRef{Path: "model.pt", Size: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Alert(AlertWarn, "slow", "step time doubled"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Output(Stderr, "bad \xff byte\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Finish(ctx, 2); err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	if err := r.Log(100, metrics(100)); !errors.Is(err, ErrFinished) {
+		t.Errorf("log after finish: err = %v", err)
+	}
+	if err := r.Finish(ctx, 0); !errors.Is(err, ErrFinished) {
+		t.Errorf("second finish: err = %v", err)
+	}
+	c.Close()
+	s.shutdown(t)
+	recs := readLog(t, s.root, "rewind")
+	steps := historySteps(recs, r.ClientID())
+	if fmt.Sprint(steps) != "[0 1 2 3 4 5 6 7 8 9 5 6 7]" {
+		t.Errorf("history steps %v", steps)
+	}
+	last := recs[len(recs)-1].GetExit()
+	if last.GetCode() != 2 || last.GetReason() != runlogv1.ExitReason_EXIT_REASON_FAILED {
+		t.Errorf("exit %v", last)
+	}
+	if out := recs[len(recs)-2].GetOutput(); out.GetText() != "bad \uFFFD byte\n" || out.GetStream() != Stderr {
+		t.Errorf("output %v", out)
+	}
+}
