@@ -104,12 +104,13 @@ func (e *wireError) at(seg string) *wireError {
 
 // checkMessage checks that b is a valid encoding of the message s describes.
 func checkMessage(b []byte, s *msgSchema) *wireError {
-	var counts [32]int
+	msg := b
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(n))}
 		}
+		at := len(msg) - len(b)
 		b = b[n:]
 		var f *fieldSchema
 		if int(num) < len(s.fields) && s.fields[num].name != "" {
@@ -124,21 +125,30 @@ func checkMessage(b []byte, s *msgSchema) *wireError {
 			b = b[m:]
 			continue
 		}
-		i := 0
-		if f.list && int(num) < len(counts) {
-			i = counts[num]
-			counts[num]++
-		}
 		m, err := checkField(b, typ, f)
 		if err != nil {
 			if f.list {
-				return err.at(fmt.Sprintf("%s[%d]", f.name, i))
+				return err.at(fmt.Sprintf("%s[%d]", f.name, occurrences(msg[:at], num)))
 			}
 			return err.at(f.name)
 		}
 		b = b[m:]
 	}
 	return nil
+}
+
+// occurrences counts the fields numbered num in the well-formed b, to name
+// a repeated field's element in an error.
+func occurrences(b []byte, num protowire.Number) int {
+	k := 0
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if n == num {
+			k++
+		}
+		b = b[l+protowire.ConsumeFieldValue(n, typ, b[l:]):]
+	}
+	return k
 }
 
 // checkField checks one field value of wire type typ and returns its length.
