@@ -61,8 +61,9 @@ type HubOptions struct {
 	// CAFile is a PEM file of certificates trusted for grpcs:// besides the
 	// system's.
 	CAFile string
-	// MaxBackoff caps the wait between attempts to reconnect. Zero means
-	// 30 seconds.
+	// MaxBackoff caps the wait between attempts to reconnect: while the hub
+	// is down, one connection attempt per MaxBackoff at most, however many
+	// runs wait for it. Zero means 5 seconds.
 	MaxBackoff time.Duration
 	// DialOptions are added to the connection's options.
 	DialOptions []grpc.DialOption
@@ -88,7 +89,7 @@ func DialHub(url string, opts HubOptions) (*Hub, error) {
 	}
 	maxBackoff := opts.MaxBackoff
 	if maxBackoff <= 0 {
-		maxBackoff = 30 * time.Second
+		maxBackoff = 5 * time.Second
 	}
 	dopts := []grpc.DialOption{
 		grpc.WithConnectParams(grpc.ConnectParams{

@@ -60,7 +60,10 @@ type Options struct {
 	CursorInterval time.Duration
 	// BackoffBase and BackoffMax shape the wait before a retry: full jitter
 	// over BackoffBase * 2^(failures-1), capped at BackoffMax. Zero means
-	// 250ms and 30s.
+	// 250ms and 10s. A retry while the hub is unreachable costs nothing on
+	// the network (the connection fails it locally; see HubOptions
+	// .MaxBackoff), so the cap decides how soon a sender notices the hub is
+	// back.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 	// MaxAttempts is how many sessions in a row may fail without progress
@@ -136,7 +139,7 @@ func New(l *wal.Log, runID, url string, up Upstream, opts Options) *Sender {
 		opts.BackoffBase = 250 * time.Millisecond
 	}
 	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = 30 * time.Second
+		opts.BackoffMax = 10 * time.Second
 	}
 	if opts.IdleCheck <= 0 {
 		opts.IdleCheck = 5 * time.Second

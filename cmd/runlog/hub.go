@@ -71,6 +71,10 @@ type hubConfig struct {
 }
 
 func runHub(log *slog.Logger, c hubConfig) error {
+	// Catch the signals before anything can tell that the hub is up (the
+	// port file): a SIGTERM right after it must still stop it cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	var token string
 	if c.tokenFile != "" {
 		var err error
@@ -105,8 +109,6 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	}
 	log.Info("hub listening", "addr", lis.Addr().String(), "store", st.Path(), "tls", c.cert != "", "token", token != "")
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	select {

@@ -134,10 +134,11 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(64 << 20)
 	}
-	followers, err := serviceFollowers(c, log)
+	followers, closeUpstreams, err := serviceFollowers(c, log)
 	if err != nil {
 		return err
 	}
+	defer closeUpstreams()
 	svc, err := mux.Open(c.root, mux.Options{
 		Logger:         log,
 		Listen:         c.listen,
@@ -156,10 +157,8 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 // serviceFollowers builds the followers that sync runs upstream from
 // --offline, --upstream and --upstream-token-file. This is the one place
 // where senders are wired into the service.
-func serviceFollowers(c *serviceConfig, log *slog.Logger) ([]mux.Follower, error) {
-	if len(c.upstreams) > 0 {
-		log.Warn("upstream sync is not wired into this build yet; runs are kept locally and can be pushed with `runlog sync`",
-			"upstreams", c.upstreams)
-	}
-	return nil, nil
+// The returned function closes the upstream connections once the service
+// has stopped.
+func serviceFollowers(c *serviceConfig, log *slog.Logger) ([]mux.Follower, func(), error) {
+	return upstreamFollowers(c.offline, c.upstreams, c.upstreamTokenFile, log)
 }

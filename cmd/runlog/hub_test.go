@@ -1,0 +1,411 @@
+package main_test
+
+// End-to-end tests of upstream sync with real processes on loopback: a
+// `runlog service` with --upstream, a `runlog hub`, clients logging through
+// the Go client, SIGKILL and restarts. Each ends by comparing the hub's copy
+// of a run with the run's log: the same count and the same digest.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runlog/runlog/client"
+	"github.com/runlog/runlog/mux"
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/sender"
+	"github.com/runlog/runlog/wal"
+)
+
+func TestSyncModeKeyIsTheServices(t *testing.T) {
+	if sender.MetaSyncMode != mux.MetaSyncMode {
+		t.Fatalf("sender reads the sync mode under %q, the service writes %q", sender.MetaSyncMode, mux.MetaSyncMode)
+	}
+	if sender.CursorName("u") != mux.CursorUpstreamPrefix+"u" || sender.ErrorKey("u") != mux.MetaSyncErrorPrefix+"u" {
+		t.Fatal("sender and service disagree on cursor or error key names")
+	}
+}
+
+// serviceProc is a `runlog service` process.
+type serviceProc struct {
+	*proc
+	root string
+	args []string
+}
+
+func startService(t *testing.T, root string, extra ...string) *serviceProc {
+	t.Helper()
+	s := &serviceProc{root: root, args: extra}
+	s.launch(t)
+	return s
+}
+
+func (s *serviceProc) launch(t *testing.T) {
+	t.Helper()
+	portFile := filepath.Join(t.TempDir(), "service.port")
+	s.proc = start(t, append([]string{"service", "--root", s.root, "--port-file", portFile}, s.args...)...)
+	var info struct {
+		PID int `json:"pid"`
+	}
+	waitFile(t, s.proc, portFile, &info)
+}
+
+// connect attaches a client to the service on root.
+func connect(t *testing.T, root string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.Options{Root: root, Address: "unix://" + client.SocketPath(root), NoStart: true})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var metricKeys = []string{"loss", "acc", "lr", "m3", "m4", "m5", "m6", "m7", "m8", "m9"}
+
+// logRows logs n history rows of 10 keys from step from and flushes.
+func logRows(t *testing.T, r *client.Run, from, n int) {
+	t.Helper()
+	vals := make([]float64, len(metricKeys))
+	for i := from; i < from+n; i++ {
+		for k := range vals {
+			vals[k] = float64(i) * float64(k+1)
+		}
+		if err := r.LogFloats(int64(i), metricKeys, vals); err != nil {
+			t.Fatalf("log step %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+func finish(t *testing.T, r *client.Run) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Finish(ctx, 0); err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+}
+
+// runPath is where the service keeps a run's log.
+func runPath(root, id string) string { return filepath.Join(root, "runs", id, "wal.bolt") }
+
+// waitClosed waits until no process holds the run's log (the service closes
+// a run once it is finished and its senders are done), so it can be read.
+func waitClosed(t *testing.T, root, id string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		l, err := wal.Open(runPath(root, id), wal.Options{ReadOnly: true, LockTimeout: 50 * time.Millisecond})
+		if err == nil {
+			l.Close()
+			return
+		}
+		if !errors.Is(err, wal.ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("run %s log: %v", id, err)
+		}
+	}
+}
+
+// syncErrorOf asks the service for a run's last sync error to url.
+func syncErrorOf(t *testing.T, c *client.Client, id, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runs, err := c.ListRuns(ctx)
+	if err != nil {
+		t.Fatalf("list runs: %v", err)
+	}
+	for _, r := range runs {
+		if r.GetRunId() == id {
+			return r.GetSyncErrors()[url]
+		}
+	}
+	return ""
+}
+
+func TestServiceSyncsAfterHubComesBack(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	h.stop()
+	root := t.TempDir()
+	startService(t, root, "--upstream", h.URL)
+	c := connect(t, root)
+	ctx := context.Background()
+	run, err := c.Init(ctx, client.RunOptions{ID: "down", Project: "p", Config: map[string]any{"lr": 0.1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records are acknowledged while the hub is down.
+	logRows(t, run, 0, 20_000)
+	deadline := time.Now().Add(30 * time.Second)
+	for syncErrorOf(t, c, "down", h.URL) == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync error reported while the hub is down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.restart(t)
+	logRows(t, run, 20_000, 1000)
+	finish(t, run)
+	waitHub(t, hc, "down", "finished", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
+	})
+	waitClosed(t, root, "down")
+	got := checkHubHolds(t, hc, "down", runPath(root, "down"))
+	if got.GetState().GetHistoryRows() != 21_000 {
+		t.Fatalf("hub state: %d history rows, want 21000", got.GetState().GetHistoryRows())
+	}
+	if e := syncErrorOf(t, c, "down", h.URL); e != "" {
+		t.Fatalf("sync error left after the hub came back: %s", e)
+	}
+}
+
+// backlog logs a finished run of n rows while the hub is down, so that the
+// service has a backlog to sync when it comes up.
+func backlog(t *testing.T, root, id string, n int) {
+	t.Helper()
+	c := connect(t, root)
+	run, err := c.Init(context.Background(), client.RunOptions{ID: id, Project: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run, 0, n)
+	finish(t, run)
+	c.Close()
+}
+
+func TestServiceKilledMidSync(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	h.stop()
+	root := t.TempDir()
+	svc := startService(t, root, "--upstream", h.URL)
+	const rows = 300_000
+	backlog(t, root, "big", rows)
+
+	h.restart(t)
+	// SIGKILL the service while the hub holds part of the run.
+	at := waitHub(t, hc, "big", "some records", func(r *runlogv1.GetRunResponse) bool { return r.GetRun().GetHighWater() > 0 })
+	svc.kill()
+	if hw := at.GetRun().GetHighWater(); hw >= rows {
+		t.Logf("the sync was already done when the service was killed (high water %d)", hw)
+	}
+	svc.launch(t)
+	waitHub(t, hc, "big", "finished", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
+	})
+	waitClosed(t, root, "big")
+	checkHubHolds(t, hc, "big", runPath(root, "big"))
+}
+
+func TestHubKilledWhileServiceSyncs(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	h.stop()
+	root := t.TempDir()
+	startService(t, root, "--upstream", h.URL)
+	const rows = 300_000
+	backlog(t, root, "big", rows)
+
+	h.restart(t)
+	waitHub(t, hc, "big", "some records", func(r *runlogv1.GetRunResponse) bool { return r.GetRun().GetHighWater() > 0 })
+	h.kill()
+	h.restart(t)
+	waitHub(t, hc, "big", "finished", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
+	})
+	waitClosed(t, root, "big")
+	checkHubHolds(t, hc, "big", runPath(root, "big"))
+}
+
+// countingListener accepts TCP connections, counts them and closes them.
+func countingListener(t *testing.T) (url string, accepted *atomic.Int64) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conn.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		<-done
+	})
+	return "grpc://" + lis.Addr().String(), accepted
+}
+
+func TestOfflineNeverConnects(t *testing.T) {
+	url, accepted := countingListener(t)
+
+	// An offline run of an online service.
+	root := t.TempDir()
+	startService(t, root, "--upstream", url)
+	c := connect(t, root)
+	run, err := c.Init(context.Background(), client.RunOptions{ID: "off", Mode: runlogv1.SyncMode_SYNC_MODE_OFFLINE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run, 0, 100)
+	finish(t, run)
+	// The service closes the run at once: nothing follows it.
+	waitClosed(t, root, "off")
+
+	// Any run of an offline service. (--offline refuses --upstream, so
+	// there is nothing it could connect to; check that it starts and keeps
+	// runs local.)
+	root2 := t.TempDir()
+	startService(t, root2, "--offline")
+	c2 := connect(t, root2)
+	run2, err := c2.Init(context.Background(), client.RunOptions{ID: "on", Mode: runlogv1.SyncMode_SYNC_MODE_ONLINE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run2, 0, 100)
+	finish(t, run2)
+	waitClosed(t, root2, "on")
+	if n := accepted.Load(); n != 0 {
+		t.Fatalf("offline runs made %d connections upstream", n)
+	}
+
+	// The same upstream sees an online run of the online service connect,
+	// so the count above could have caught a connection.
+	run3, err := c.Init(context.Background(), client.RunOptions{ID: "on"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run3, 0, 10)
+	deadline := time.Now().Add(30 * time.Second)
+	for accepted.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an online run never connected upstream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWrongTokenStopsServiceSender(t *testing.T) {
+	dir := t.TempDir()
+	tok, wrong := filepath.Join(dir, "token"), filepath.Join(dir, "wrong")
+	os.WriteFile(tok, []byte("right"), 0o600)
+	os.WriteFile(wrong, []byte("wrong"), 0o600)
+	h := startHub(t, "--token-file", tok)
+	root := t.TempDir()
+	startService(t, root, "--upstream", h.URL, "--upstream-token-file", wrong)
+	c := connect(t, root)
+	run, err := c.Init(context.Background(), client.RunOptions{ID: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run, 0, 100)
+	deadline := time.Now().Add(30 * time.Second)
+	var msg string
+	for msg = syncErrorOf(t, c, "r", h.URL); msg == ""; msg = syncErrorOf(t, c, "r", h.URL) {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync error for a refused token")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(msg, "Unauthenticated") {
+		t.Fatalf("sync error %q does not say the token was refused", msg)
+	}
+	// No retry storm: nothing retries a refusal, so the count stays put.
+	// Absence has no event to wait for; watch for a while.
+	logRows(t, run, 100, 100)
+	time.Sleep(time.Second)
+	if n := strings.Count(h.stderr.String(), "call refused"); n != 1 {
+		t.Fatalf("hub refused %d calls, want 1\n%s", n, h.stderr.String())
+	}
+}
+
+// TestHelperLogger is not a test: run as a child process by
+// TestCrashedClientShowsCrashedOnHub, it logs to a run, says "ready" and
+// waits to be killed.
+func TestHelperLogger(t *testing.T) {
+	root := os.Getenv("RUNLOG_TEST_LOGGER_ROOT")
+	if root == "" {
+		t.Skip("helper process for TestCrashedClientShowsCrashedOnHub")
+	}
+	c := connect(t, root)
+	run, err := c.Init(context.Background(), client.RunOptions{ID: os.Getenv("RUNLOG_TEST_LOGGER_RUN"), Project: "crash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run, 0, 500)
+	fmt.Println("ready")
+	select {}
+}
+
+func TestCrashedClientShowsCrashedOnHub(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	root := t.TempDir()
+	startService(t, root, "--upstream", h.URL, "--crash-grace", "1s")
+
+	child := exec.Command(os.Args[0], "-test.run=^TestHelperLogger$")
+	child.Env = append(os.Environ(), "RUNLOG_TEST_LOGGER_ROOT="+root, "RUNLOG_TEST_LOGGER_RUN=doomed")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		t.Fatalf("logger child said %q, %v", line, err)
+	}
+	waitHub(t, hc, "doomed", "running with records", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetRun().GetHistoryRows() == 500 && r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_RUNNING
+	})
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	got := waitHub(t, hc, "doomed", "crashed", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_CRASHED
+	})
+	if got.GetState().GetExit().GetReason() != runlogv1.ExitReason_EXIT_REASON_CRASHED {
+		t.Fatalf("exit %v", got.GetState().GetExit())
+	}
+	waitClosed(t, root, "doomed")
+	checkHubHolds(t, hc, "doomed", runPath(root, "doomed"))
+	// The exit record was written by the service, and says so.
+	l, err := wal.Open(runPath(root, "doomed"), wal.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	last, err := l.Read(l.LastSeq(), 1, 0)
+	if err != nil || len(last) != 1 || !last[0].GetSynthesized() || last[0].GetExit() == nil {
+		t.Fatalf("last record %v, %v: want a synthesized exit", last, err)
+	}
+}
