@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -187,6 +188,7 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 	// so poll it, along with the child's exit, at a short interval.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	waiting := false // our service lost the race; another is starting
 	for {
 		if info, ok := readPortFile(portFile); ok {
 			os.Remove(portFile)
@@ -200,13 +202,26 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 		}
 		if proc.exited() {
 			// Another starter may have won the race for the lock: its
-			// service answers on the socket and ours gave up.
+			// service answers on the socket and ours gave up. The winner
+			// names itself in the lock file at once but may need a while
+			// (opening its runs) before it answers: wait for it as long as
+			// it lives.
 			if ready(ctx) {
 				return "unix://" + SocketPath(root), nil
 			}
-			return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+			info, err := ReadLock(root)
+			if err != nil || info.PID == proc.pid || !processAlive(info.PID) {
+				return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+			}
+			if !waiting {
+				c.log.Info("another service is starting on the root; waiting for it", "pid", info.PID)
+				waiting = true
+			}
 		}
 		if time.Now().After(deadline) {
+			if waiting {
+				return "", fail(fmt.Errorf("the service that won the start race does not answer after %s (Options.StartTimeout)", timeout))
+			}
 			syscall.Kill(proc.pid, syscall.SIGKILL)
 			if !proc.reaped {
 				syscall.Wait4(proc.pid, &proc.status, 0, nil)
@@ -221,6 +236,15 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 		case <-tick.C:
 		}
 	}
+}
+
+// processAlive reports whether pid names a running process.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func describeExit(ws syscall.WaitStatus) string {
