@@ -1,12 +1,15 @@
 package mux_test
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wal"
 )
 
 func double(v float64) *runlogv1.Value {
@@ -15,7 +18,8 @@ func double(v float64) *runlogv1.Value {
 
 func TestQueryListVerify(t *testing.T) {
 	checkLeaks(t)
-	srv := muxtest.Start(t, mux.Options{})
+	// A short lock timeout: the test holds a run's file at the end.
+	srv := muxtest.Start(t, mux.Options{WAL: wal.Options{LockTimeout: 50 * time.Millisecond}})
 	c := srv.Client
 	ir := initRun(t, c, &runlogv1.InitRequest{RunId: "q", Info: &runlogv1.RunInfo{Project: "proj", Name: "first"}})
 	var recs [][]byte
@@ -121,6 +125,20 @@ func TestQueryListVerify(t *testing.T) {
 	}
 	if _, err := c.Query(ctxT(t), &runlogv1.QueryRequest{RunId: "nope"}); err == nil {
 		t.Fatal("Query of a missing run succeeded")
+	}
+
+	// A closed run that another process holds is listed with the reason.
+	l, err := wal.Open(filepath.Join(srv.Root(), "runs", "q", "wal.bolt"), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	list, err = c.ListRuns(ctxT(t), &runlogv1.ListRunsRequest{})
+	if err != nil || len(list.Runs) != 2 || list.Runs[1].RunId != "q" || !strings.Contains(list.Runs[1].Error, "held by another process") {
+		t.Fatalf("ListRuns with q locked = %v, %v", list, err)
+	}
+	if list.Runs[0].Error != "" || !list.Runs[0].Open {
+		t.Fatalf("the other run suffers from q's lock: %v", list.Runs[0])
 	}
 }
 
