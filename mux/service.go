@@ -219,7 +219,16 @@ func Open(root string, opts Options) (*Service, error) {
 		return nil, err
 	}
 
+	// The lock file names this service from now on: a second service on
+	// the root reports its pid and addresses.
+	if err := s.lock.write(lockInfo{PID: os.Getpid(), Socket: s.unixPath, TCP: s.TCPAddr()}); err != nil {
+		return nil, err
+	}
+
 	s.grpc = grpc.NewServer(
+		// Stop returns only after every handler did, so nothing of the
+		// service runs after Close.
+		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(max(maxMsgBytes, 2*s.maxRecord)),
 		grpc.MaxSendMsgSize(max(maxMsgBytes, 2*s.maxRecord)),
 		// Local clients may keep a connection idle for a long time; they
@@ -297,10 +306,6 @@ func (s *Service) listen() error {
 // after a clean shutdown.
 func (s *Service) Run(ctx context.Context) error {
 	info := lockInfo{PID: os.Getpid(), Socket: s.unixPath, TCP: s.TCPAddr()}
-	if err := s.lock.write(info); err != nil {
-		s.Close()
-		return err
-	}
 	if s.opts.PortFile != "" {
 		pf := portFile{PID: info.PID, Unix: s.unixPath, TCP: info.TCP}
 		if err := writePortFile(s.opts.PortFile, pf); err != nil {
