@@ -85,6 +85,8 @@ type Options struct {
 	MaxQueueBytes    int
 }
 
+var _ runlogv1.RunlogServer = (*Service)(nil)
+
 // Service is the runlog service over one root directory. It is safe for
 // concurrent use; its methods are the gRPC handlers.
 type Service struct {
