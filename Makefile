@@ -42,7 +42,7 @@ test-python: build $(VENV)/.installed
 	else echo "no python tests yet"; fi
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
 	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
 	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10
 
