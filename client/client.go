@@ -499,11 +499,22 @@ func (c *Client) ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The target may equal the broken connection's (the same socket path):
-	// try wakes that connection from its backoff or replaces it.
-	if !c.try(ctx, target) {
-		return &StartError{Root: c.root, Log: c.root + "/" + logName, Tail: tail(c.root+"/"+logName, 10),
-			Err: fmt.Errorf("service started but does not answer at %s", target)}
+	// The port file says the service listens; its health check may still
+	// say NOT_SERVING for a moment. The target may also equal the broken
+	// connection's (the same socket path): try wakes that connection from
+	// its backoff or replaces it.
+	deadline := time.Now().Add(c.opts.StartTimeout)
+	for !c.try(ctx, target) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return &StartError{Root: c.root, Log: filepath.Join(c.root, logName), Tail: tail(filepath.Join(c.root, logName), 10),
+				Err: fmt.Errorf("service started but does not answer at %s", target)}
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	return nil
 }

@@ -159,92 +159,134 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return "", fmt.Errorf("start runlog service: %w", err)
 	}
-	var nonce [6]byte
-	rand.Read(nonce[:])
-	portFile := filepath.Join(root, "service-"+hex.EncodeToString(nonce[:])+".port")
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("start runlog service: %w", err)
-	}
-	cmd := exec.Command(bin, "service", "--root", root, "--port-file", portFile,
-		"--parent-pid", strconv.Itoa(os.Getpid()))
-	cmd.Stdout, cmd.Stderr = logFile, logFile // stdin stays /dev/null
-	// A session of its own: the terminal's Ctrl-C and the training job's
-	// process group signals must not reach the service.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	logFile.Close()
-	if err != nil {
-		return "", fail(fmt.Errorf("run %s: %w", bin, err))
-	}
-	proc := &started{pid: cmd.Process.Pid}
-	cmd.Process.Release()
-	c.started = append(c.started, proc)
-	c.log.Info("started runlog service", "pid", proc.pid, "root", root, "binary", bin)
-
 	timeout := c.opts.StartTimeout
 	deadline := time.Now().Add(timeout)
 	// The port file is the handshake. Nothing signals its arrival portably,
 	// so poll it, along with the child's exit, at a short interval.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	waiting := false // our service lost the race; another is starting
-	for {
-		if info, ok := readPortFile(portFile); ok {
-			os.Remove(portFile)
-			if info.Unix != "" {
-				return "unix://" + info.Unix, nil
-			}
-			if info.TCP != "" {
-				return "passthrough:///" + info.TCP, nil
-			}
-			return "", fail(fmt.Errorf("port file %s names no address", portFile))
+	for attempt := 1; ; attempt++ {
+		proc, portFile, err := c.spawn(bin)
+		if err != nil {
+			return "", fail(err)
 		}
-		if proc.exited() {
-			// Another starter may have won the race for the lock: its
-			// service answers on the socket and ours gave up. The winner
-			// names itself in the lock file at once but may need a while
-			// (opening its runs) before it answers: wait for it as long as
-			// it lives.
-			if ready(ctx) {
-				return "unix://" + SocketPath(root), nil
+		waiting := false // our service lost the race; another is starting
+		for respawn := false; !respawn; {
+			if info, ok := readPortFile(portFile); ok {
+				os.Remove(portFile)
+				if info.Unix != "" {
+					return "unix://" + info.Unix, nil
+				}
+				if info.TCP != "" {
+					return "passthrough:///" + info.TCP, nil
+				}
+				return "", fail(fmt.Errorf("port file %s names no address", portFile))
 			}
-			info, err := ReadLock(root)
-			if err != nil || info.PID == proc.pid || !processAlive(info.PID) {
-				return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+			if proc.exited() {
+				// Another starter may have won the race for the lock: its
+				// service answers on the socket and ours gave up. The
+				// winner names itself in the lock file at once but may need
+				// a while (opening its runs) before it answers: wait for it
+				// as long as it lives. A holder that is gone was a service
+				// on its way out (killed a moment ago): start again.
+				if ready(ctx) {
+					return "unix://" + SocketPath(root), nil
+				}
+				info, err := ReadLock(root)
+				switch {
+				case err != nil || info.PID == proc.pid:
+					return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+				case c.alive(info.PID):
+					if !waiting {
+						c.log.Info("another service is starting on the root; waiting for it", "pid", info.PID)
+						waiting = true
+					}
+				case attempt < 3:
+					c.log.Info("the root's previous service was still exiting; starting again", "pid", info.PID)
+					respawn = true
+					continue
+				default:
+					return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+				}
 			}
-			if !waiting {
-				c.log.Info("another service is starting on the root; waiting for it", "pid", info.PID)
-				waiting = true
+			if time.Now().After(deadline) {
+				if waiting {
+					return "", fail(fmt.Errorf("the service that won the start race does not answer after %s (Options.StartTimeout)", timeout))
+				}
+				syscall.Kill(proc.pid, syscall.SIGKILL)
+				if !proc.reaped {
+					syscall.Wait4(proc.pid, &proc.status, 0, nil)
+					proc.reaped = true
+				}
+				os.Remove(portFile)
+				return "", fail(fmt.Errorf("no port file %s after %s (Options.StartTimeout)", portFile, timeout))
 			}
-		}
-		if time.Now().After(deadline) {
-			if waiting {
-				return "", fail(fmt.Errorf("the service that won the start race does not answer after %s (Options.StartTimeout)", timeout))
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("start runlog service: %w", ctx.Err())
+			case <-tick.C:
 			}
-			syscall.Kill(proc.pid, syscall.SIGKILL)
-			if !proc.reaped {
-				syscall.Wait4(proc.pid, &proc.status, 0, nil)
-				proc.reaped = true
-			}
-			os.Remove(portFile)
-			return "", fail(fmt.Errorf("no port file %s after %s (Options.StartTimeout)", portFile, timeout))
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("start runlog service: %w", ctx.Err())
-		case <-tick.C:
 		}
 	}
 }
 
-// processAlive reports whether pid names a running process.
+// spawn starts one service process and returns it with its port file.
+func (c *Client) spawn(bin string) (*started, string, error) {
+	root := c.root
+	var nonce [6]byte
+	rand.Read(nonce[:])
+	portFile := filepath.Join(root, "service-"+hex.EncodeToString(nonce[:])+".port")
+	logFile, err := os.OpenFile(filepath.Join(root, logName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "service", "--root", root, "--port-file", portFile,
+		"--parent-pid", strconv.Itoa(os.Getpid()))
+	cmd.Stdout, cmd.Stderr = logFile, logFile // stdin stays /dev/null
+	// A session of its own: the terminal's Ctrl-C and the training job's
+	// process group signals must not reach the service.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("run %s: %w", bin, err)
+	}
+	proc := &started{pid: cmd.Process.Pid}
+	cmd.Process.Release()
+	c.started = append(c.started, proc)
+	c.log.Info("started runlog service", "pid", proc.pid, "root", root, "binary", bin)
+	return proc, portFile, nil
+}
+
+// alive reports whether pid is a running process. A service this client
+// started is checked by reaping it: until reaped, an exited child is a
+// zombie that still answers signal 0.
+func (c *Client) alive(pid int) bool {
+	for _, s := range c.started {
+		if s.pid == pid {
+			return !s.exited()
+		}
+	}
+	return processAlive(pid)
+}
+
+// processAlive reports whether pid names a running process; a zombie (exited,
+// not yet reaped by its parent) is not.
 func processAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// /proc/PID/stat: "pid (comm) state ...", comm may hold spaces.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust the signal
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		return false
+	}
+	return true
 }
 
 func describeExit(ws syscall.WaitStatus) string {
