@@ -43,6 +43,8 @@ test-python: build $(VENV)/.installed
 
 bench: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./replay/
+	$(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./cmd/runlog/
 	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
 	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10
 
