@@ -49,7 +49,10 @@ type Options struct {
 	BatchRecords int
 	BatchBytes   int
 	// MaxInflight is how many batches of one run may await their ack. Zero
-	// means 8.
+	// means 4: with 4096-record batches that is 16384 records, what the
+	// service queues per run besides the commit in progress. More would not
+	// go faster; it would make the service hold the shared stream until the
+	// run's queue drains, stalling the other runs' batches behind it.
 	MaxInflight int
 	// Linger is how long a partial batch waits for more records while
 	// another batch of the run is in flight. With nothing in flight records
@@ -86,7 +89,7 @@ func (o Options) withDefaults() Options {
 	def(&o.WindowBytes, 64<<20)
 	def(&o.BatchRecords, 4096)
 	def(&o.BatchBytes, 1<<20)
-	def(&o.MaxInflight, 8)
+	def(&o.MaxInflight, 4)
 	if o.Linger == 0 {
 		o.Linger = time.Millisecond
 	} else if o.Linger < 0 {
