@@ -55,15 +55,20 @@
 // Rejected records (bad step order, too large, ...) are permanent: they leave
 // the window, are counted in Stats.Rejected, and the next Flush (or Finish)
 // returns a *RejectedError listing them; the other records are durable all
-// the same. A batch-level RESOURCE_EXHAUSTED or UNAVAILABLE (disk full) keeps
-// the records and sends them again after a growing pause. Any other
-// batch-level error (NOT_FOUND, FAILED_PRECONDITION) is fatal for the run:
-// every later call on it returns the error.
+// the same. A batch-level RESOURCE_EXHAUSTED or UNAVAILABLE (disk full, or a
+// batch behind a failed one) keeps the records and sends everything
+// un-acked again after a growing pause. A batch-level NOT_FOUND or
+// FAILED_PRECONDITION makes the sender re-attach the run (Init with
+// resume=must): if that fails too, or the refusals repeat without progress,
+// the run fails, and every later call on it returns the error, as it does
+// for any other batch-level error.
 //
 // # Reconnecting
 //
 // When the stream breaks the client reaches a service again the way Connect
-// does (starting one unless Options.NoStart), with backoff, for at most
+// does (starting one unless Options.NoStart; a start that finds the root
+// locked by a live service waits for it, one locked by a service still
+// exiting is tried again), with backoff, for at most
 // Options.ReconnectTimeout; after that every call fails with ErrGaveUp. On
 // the new stream it re-attaches every open run with Init(resume=must, the
 // same client id), drops what the service reports as acknowledged
@@ -81,11 +86,16 @@
 //
 // # Caveats
 //
-// The service recognises a resend by the client's high-water client_seq.
-// After a retryable batch error, batches that were already in flight behind
-// the failed one must not be written before the resend of the failed one;
-// the service has to refuse a record whose client_seq skips ahead of its
-// high-water mark, or the resend would be taken for a duplicate.
+// The service recognises a resend by the client's high-water client_seq, so
+// the client relies on it to refuse (UNAVAILABLE) a batch whose first
+// client_seq skips past that mark: after a retryable error, batches already
+// in flight behind the failed one must not be written before its resend.
+// The runlog service does this (mux.ErrResendFirst).
+//
+// All of a client's runs share one Publish stream; the service holds the
+// stream while a run's queue is full. Options.MaxInflight times
+// Options.BatchRecords is kept at what the service queues per run so that
+// one busy run does not stall the others.
 //
 // Publish timestamps for Options.OnAck are taken only when it is set.
 package client
