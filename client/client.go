@@ -15,12 +15,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 )
@@ -41,6 +43,7 @@ type Client struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the loop has returned
 	kick   chan struct{} // wakes the sender; buffered, one pending wake is enough
+	need   chan struct{} // a caller waits for a stream; buffered like kick
 
 	// startMu serialises finding and starting a service.
 	startMu sync.Mutex
@@ -115,6 +118,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		t0:      time.Now(),
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
+		need:    make(chan struct{}, 1),
 		state:   make(chan struct{}),
 		runs:    make(map[*Run]struct{}),
 		batches: make(map[uint64]*batch),
@@ -234,13 +238,29 @@ func (c *Client) Init(ctx context.Context, opts RunOptions) (*Run, error) {
 		},
 		ClientPid: int64(os.Getpid()),
 	}
-	rpc, epoch, err := c.waitReady(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("init run %s: %w", opts.ID, err)
+	// The id is made here rather than by the service so that a retry after
+	// the service went away mid-call names the same run.
+	made := req.RunId == ""
+	if made {
+		req.RunId = strings.ToLower(ulid.Make().String())
 	}
-	resp, err := rpc.Init(ctx, req)
+	var resp *runlogv1.InitResponse
+	attempts := 0
+	epoch, err := c.callAt(ctx, func(ctx context.Context, rpc runlogv1.RunlogClient) error {
+		attempts++
+		var err error
+		resp, err = rpc.Init(ctx, req)
+		if made && attempts > 1 && status.Code(err) == codes.AlreadyExists {
+			// The attempt that failed did create it: nobody else knows
+			// the id.
+			must := proto.Clone(req).(*runlogv1.InitRequest)
+			must.Resume = ResumeMust
+			resp, err = rpc.Init(ctx, must)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("init run %s: %w", opts.ID, err)
+		return nil, fmt.Errorf("init run %s: %w", req.RunId, err)
 	}
 	r := newRun(c, resp, clientID, opts.Mode, epoch)
 	c.mu.Lock()
@@ -372,6 +392,10 @@ func (c *Client) waitReady(ctx context.Context) (runlogv1.RunlogClient, uint64, 
 		ch := c.state
 		c.mu.Unlock()
 		select {
+		case c.need <- struct{}{}:
+		default:
+		}
+		select {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
@@ -385,18 +409,25 @@ func (c *Client) waitReady(ctx context.Context) (runlogv1.RunlogClient, uint64, 
 // when the call failed because the service went away (it is restarted and
 // the runs re-attached in between). Only idempotent calls go through here.
 func (c *Client) call(ctx context.Context, fn func(context.Context, runlogv1.RunlogClient) error) error {
+	_, err := c.callAt(ctx, fn)
+	return err
+}
+
+// callAt is call that also returns the epoch of the stream the successful
+// attempt ran beside.
+func (c *Client) callAt(ctx context.Context, fn func(context.Context, runlogv1.RunlogClient) error) (uint64, error) {
 	for {
 		rpc, epoch, err := c.waitReady(ctx)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		err = fn(ctx, rpc)
 		if err == nil {
-			return nil
+			return epoch, nil
 		}
 		code := status.Code(err)
 		if code != codes.Unavailable && !(code == codes.Canceled && ctx.Err() == nil) {
-			return err
+			return 0, err
 		}
 		// Give the loop a moment to notice the break; the service may also
 		// have answered UNAVAILABLE while its stream stayed up.
@@ -410,7 +441,7 @@ func (c *Client) call(ctx context.Context, fn func(context.Context, runlogv1.Run
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return err
+				return 0, err
 			}
 			t.Stop()
 		}
@@ -533,7 +564,18 @@ func (c *Client) loop() {
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.log.Warn("publish stream broken; reconnecting", "err", err)
+		if c.idle() {
+			// Nothing to resend: do not bring a service back (perhaps one
+			// stopped on purpose) until someone needs it.
+			c.log.Info("publish stream ended; reconnecting when needed", "err", err)
+			select {
+			case <-c.need:
+			case <-c.ctx.Done():
+				return
+			}
+		} else {
+			c.log.Warn("publish stream broken; reconnecting", "err", err)
+		}
 		if err := c.reconnect(); err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -543,6 +585,13 @@ func (c *Client) loop() {
 		}
 		c.stats.reconnects.Add(1)
 	}
+}
+
+// idle reports whether the client has no open run.
+func (c *Client) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.runs) == 0
 }
 
 // reconnect reaches a service again, with backoff, for at most

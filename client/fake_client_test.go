@@ -383,3 +383,31 @@ func checkNoGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestFakeIdleClientReconnectsWhenNeeded(t *testing.T) {
+	f := startFake(t)
+	c := connectTo(t, f.addr(), Options{})
+	ctx := testCtx(t)
+	r, err := c.Init(ctx, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Finish(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	// No run is open when the service goes away: the client waits for a
+	// caller before it reconnects, and the next Init gets a stream.
+	f.stop()
+	f.start(t)
+	r, err = c.Init(ctx, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Log(0, metrics(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantSteps(t, f.history(r.ID()), 1)
+}
