@@ -125,3 +125,53 @@ func TestDiskFullIsResourceExhaustedAndRecovers(t *testing.T) {
 		t.Fatalf("Finish: %v, %v", fin, err)
 	}
 }
+
+// A batch whose only new record is refused on arrival must not carry the
+// client's high-water over records a failed commit left unwritten: the
+// client would drop them from its window as acknowledged.
+func TestRefusedRecordDoesNotAckOverAFailedCommit(t *testing.T) {
+	checkLeaks(t)
+	dir := mountTmpfs(t, "8m")
+	srv := muxtest.StartAt(t, filepath.Join(dir, "root"), mux.Options{})
+	c := srv.Client
+	ir := initRun(t, c, &runlogv1.InitRequest{RunId: "hole"})
+	st := openStream(t, c)
+	batch := func(first uint64, n int) [][]byte {
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = muxtest.Encode(t, &runlogv1.Record{ClientSeq: first + uint64(i), Payload: &runlogv1.Record_Output{
+				Output: &runlogv1.ConsoleOutput{Text: strings.Repeat("z", 4000)}}})
+		}
+		return out
+	}
+	resp := send(t, st, &runlogv1.PublishRequest{RunId: "hole", ClientId: ir.ClientId, Batch: 1, Records: batch(1, 10)})
+	if resp.Error != nil || resp.AckedClientSeq != 10 {
+		t.Fatalf("before the disk filled: %v", resp)
+	}
+
+	filler := fill(t, dir)
+	a := &runlogv1.PublishRequest{RunId: "hole", ClientId: ir.ClientId, Batch: 2, Records: batch(11, 100)}
+	resp = send(t, st, a)
+	wantProtoError(t, resp.Error, codes.ResourceExhausted, "no space left on device")
+	bad := &runlogv1.PublishRequest{RunId: "hole", ClientId: ir.ClientId, Batch: 3, Records: [][]byte{rawHistory(111, 0, "")}}
+	resp = send(t, st, bad)
+	wantProtoError(t, resp.Error, codes.Unavailable, "resend them before client_seq 111")
+	if resp.AckedClientSeq != 10 {
+		t.Fatalf("a refused record acknowledged the unwritten client_seq 11 to 110: %v", resp)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if resp = send(t, st, a); resp.Error != nil || resp.AckedClientSeq != 110 {
+		t.Fatalf("retry of batch 2: %v", resp)
+	}
+	resp = send(t, st, bad)
+	if resp.Error != nil || len(resp.Rejections) != 1 || resp.AckedClientSeq != 111 {
+		t.Fatalf("retry of batch 3: %v", resp)
+	}
+	wantProtoError(t, resp.Rejections[0].Error, codes.InvalidArgument, `history key "" is empty`)
+	if recs := readAll(t, c, "hole"); len(recs) != 111 {
+		t.Fatalf("%d records, want 111", len(recs))
+	}
+}

@@ -81,8 +81,25 @@ type batch struct {
 	done chan error   // one slot; answers own
 
 	// Set by the writer.
-	err error  // the batch was refused as a whole
-	hi  uint64 // highest client_seq it appended
+	err error // the batch was refused as a whole
+}
+
+// lowestAbove returns the lowest client_seq above hw among the batch's
+// records, those refused on arrival included; 0 when there is none.
+func (b *batch) lowestAbove(hw uint64) uint64 {
+	lo := uint64(0)
+	note := func(s uint64) {
+		if s > hw && (lo == 0 || s < lo) {
+			lo = s
+		}
+	}
+	for i := range b.recs {
+		note(b.recs[i].clientSeq)
+	}
+	for _, rj := range b.rejections {
+		note(rj.GetClientSeq())
+	}
+	return lo
 }
 
 // entry is a checked record and its index in the request.
@@ -348,18 +365,12 @@ func (r *run) commit(take []*batch) {
 		if blk, ok := r.blk[b.client]; ok && hw < blk {
 			// Records of this client failed to commit earlier; until they
 			// are written, only the batch that resends them may pass, or a
-			// later one would move the high-water over the hole.
-			for i := range b.recs {
-				if s := b.recs[i].clientSeq; s > hw {
-					if s > hw+1 {
-						b.err = errorf(ErrResendFirst,
-							"records of client %s from client_seq %d were not written (an earlier batch failed); resend them before client_seq %d",
-							b.client, hw+1, s)
-					}
-					break
-				}
-			}
-			if b.err != nil {
+			// later one would move the high-water over the hole. Records
+			// refused on arrival count: they move the high-water too.
+			if s := b.lowestAbove(hw); s > hw+1 {
+				b.err = errorf(ErrResendFirst,
+					"records of client %s from client_seq %d were not written (an earlier batch failed); resend them before client_seq %d",
+					b.client, hw+1, s)
 				continue
 			}
 		}
@@ -385,7 +396,6 @@ func (r *run) commit(take []*batch) {
 			}
 			encs = append(encs, wal.Encoded{ClientID: b.client, ClientSeq: e.clientSeq, Body: e.body})
 			hw = e.clientSeq
-			b.hi = e.clientSeq
 		}
 		hw = max(hw, b.maxSeq)
 		r.hw[b.client] = hw
@@ -424,8 +434,10 @@ func (r *run) commit(take []*batch) {
 		}
 	} else {
 		for _, b := range take {
-			if b.own == nil && b.err == nil && b.hi > r.blocked[b.client] {
-				r.blocked[b.client] = b.hi
+			// Every record of the batch is unanswered, refused ones
+			// included: the client resends them all.
+			if b.own == nil && b.err == nil && b.maxSeq > r.blocked[b.client] {
+				r.blocked[b.client] = b.maxSeq
 			}
 		}
 		if exit {
