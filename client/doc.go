@@ -74,7 +74,10 @@
 // same client id), drops what the service reports as acknowledged
 // (acked_client_seq) and resends the rest; the service drops duplicates.
 // Publishing calls keep working meanwhile and block only if the window fills.
-// Finish and the other unary calls wait for the new stream and are retried.
+// Init, Finish and the other unary calls wait for the new stream and are
+// retried (Init makes the run id itself, so a retry names the same run). A
+// client with no open run reconnects only when a call needs the service, so
+// a service stopped on purpose is not started again behind the user's back.
 //
 // # Goroutines
 //
