@@ -38,7 +38,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Options configure Open. The zero value is a working default.
 type Options struct {
 	// ReadOnly opens an existing log with a shared lock; Append and SetCursor
-	// fail. The log must exist.
+	// fail. The log must exist. A read-only open succeeds on a log whose last
+	// record is damaged, so it can be verified; a writable open fails with a
+	// *CorruptError.
 	ReadOnly bool
 	// MustExist makes Open fail with ErrNotExist instead of creating a log.
 	MustExist bool
@@ -179,15 +181,21 @@ func (l *Log) load() error {
 		if k, v := recs.Cursor().Last(); k != nil {
 			seq := binary.BigEndian.Uint64(k)
 			rec, err := l.decode(seq, v)
-			if err != nil {
+			switch {
+			case err == nil:
+				l.lastTime = rec.GetTimeUnixNano()
+				if id := rec.GetId(); len(id) == len(l.lastID) {
+					copy(l.lastID[:], id)
+				}
+				l.finished = rec.GetExit() != nil
+			case !l.ro:
+				// Appending needs the last ULID and time; a writer must not
+				// build on a record it cannot read.
 				return err
 			}
+			// A reader opens a damaged log to audit it: Verify reports the
+			// record and Scan stops at it with the same error.
 			l.lastSeq = seq
-			l.lastTime = rec.GetTimeUnixNano()
-			if id := rec.GetId(); len(id) == len(l.lastID) {
-				copy(l.lastID[:], id)
-			}
-			l.finished = rec.GetExit() != nil
 		}
 		if b := tx.Bucket(bucketClients); b != nil {
 			err := b.ForEach(func(k, v []byte) error {

@@ -255,6 +255,11 @@ func TestVerifyFindsDamage(t *testing.T) {
 			r.TimeUnixNano -= int64(time.Hour)
 			b.Put(key(8), sealed(&r))
 		}, wal.ProblemTime, 8, 7},
+		{"damaged last record", func(t *testing.T, b *bolt.Bucket) {
+			v := append([]byte(nil), b.Get(key(10))...)
+			v[len(v)-1] ^= 0xff
+			b.Put(key(10), v)
+		}, wal.ProblemChecksum, 10, 9},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -247,6 +247,12 @@ func TestReplayVerifyFindsDamage(t *testing.T) {
 		{"truncated value", func(t *testing.T, tx *bolt.Tx) {
 			tx.Bucket([]byte("records")).Put(seqKey(12), []byte{1, 2})
 		}, "checksum", 12, 11},
+		{"damaged last record", func(t *testing.T, tx *bolt.Tx) {
+			b := tx.Bucket([]byte("records"))
+			v := append([]byte(nil), b.Get(seqKey(25))...)
+			v[len(v)-1] ^= 0x40
+			b.Put(seqKey(25), v)
+		}, "checksum", 25, 24},
 		{"undecodable record", func(t *testing.T, tx *bolt.Tx) {
 			data := []byte{0x0a, 0xff, 0xff, 0xff}
 			v := append(binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))), data...)
