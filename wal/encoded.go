@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -48,17 +47,11 @@ func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return 0, ErrClosed
+	end, err := l.end()
+	if err != nil {
+		return 0, err
 	}
-	if l.finished {
-		l.mu.Unlock()
-		return 0, ErrFinished
-	}
-	seq, id, last, step := l.lastSeq, l.lastID, l.lastTime, l.lastStep
-	l.mu.Unlock()
+	seq, id, last, step := end.seq, end.id, end.time, end.step
 	first = seq + 1
 
 	now := l.now().UnixNano()
@@ -111,60 +104,9 @@ func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
 		binary.BigEndian.PutUint32(buf[offs[i]:], crc32.Checksum(buf[offs[i]+4:], castagnoli))
 	}
 	offs[len(recs)] = len(buf)
-	if cap(buf) <= 16<<20 {
-		l.buf = buf
-	} else {
-		l.buf = nil // do not pin a huge buffer after one big batch
+	if err := l.write(first, buf, offs, clients, logEnd{seq, id, now, step, finished}); err != nil {
+		return 0, err
 	}
-
-	prevStep := l.LastStep()
-	err = l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		b.FillPercent = 1.0
-		var key [8]byte
-		for i := range recs {
-			s := first + uint64(i)
-			binary.BigEndian.PutUint64(key[:], s)
-			if err := b.Put(key[:], buf[offs[i]:offs[i+1]]); err != nil {
-				return fmt.Errorf("put seq %d: %w", s, err)
-			}
-		}
-		cb := tx.Bucket(bucketClients)
-		for c, cs := range clients {
-			if cs <= l.ClientSeq(c) {
-				continue
-			}
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], cs)
-			if err := cb.Put([]byte(c), v[:]); err != nil {
-				return fmt.Errorf("put client %s: %w", c, err)
-			}
-		}
-		if step != prevStep {
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], uint64(step))
-			if err := tx.Bucket(bucketMeta).Put(keyLastStep, v[:]); err != nil {
-				return fmt.Errorf("put last step: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("append wal %s: %w", l.path, err)
-	}
-
-	l.mu.Lock()
-	l.lastSeq, l.lastID, l.lastTime, l.lastStep = seq, id, now, step
-	l.finished = finished
-	for c, cs := range clients {
-		if cs > l.clients[c] {
-			l.clients[c] = cs
-		}
-	}
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-	l.noteTouched(offs[len(recs)])
 	return first, nil
 }
 

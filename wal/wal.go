@@ -274,17 +274,11 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return ErrClosed
+	end, err := l.end()
+	if err != nil {
+		return err
 	}
-	if l.finished {
-		l.mu.Unlock()
-		return ErrFinished
-	}
-	seq, id, last, step := l.lastSeq, l.lastID, l.lastTime, l.lastStep
-	l.mu.Unlock()
+	seq, id, last, step := end.seq, end.id, end.time, end.step
 
 	now := l.now().UnixNano()
 	if now < last {
@@ -330,21 +324,53 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 		binary.BigEndian.PutUint32(buf[offs[i]:], crc32.Checksum(buf[offs[i]+4:], castagnoli))
 	}
 	offs[len(recs)] = len(buf)
+	return l.write(recs[0].Seq, buf, offs, clients, logEnd{seq, id, now, step, finished})
+}
+
+// logEnd is the end of the log after an append: what the next one builds on.
+type logEnd struct {
+	seq      uint64
+	id       ulid.ULID
+	time     int64
+	step     int64
+	finished bool
+}
+
+// end returns the end of the log for an append, appendMu held: the append
+// builds on it without holding mu across the commit.
+func (l *Log) end() (logEnd, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return logEnd{}, ErrClosed
+	}
+	if l.finished {
+		return logEnd{}, ErrFinished
+	}
+	return logEnd{seq: l.lastSeq, id: l.lastID, time: l.lastTime, step: l.lastStep}, nil
+}
+
+// write commits an encoded batch, appendMu held: the records buf[offs[i]:
+// offs[i+1]] under seqs first, first+1, ..., the clients' high-waters and the
+// step floor, in one transaction. Then it moves the log's end to e and wakes
+// the waiters. On error the log is as it was.
+func (l *Log) write(first uint64, buf []byte, offs []int, clients map[string]uint64, e logEnd) error {
 	if cap(buf) <= 16<<20 {
 		l.buf = buf
 	} else {
 		l.buf = nil // do not pin a huge buffer after one big batch
 	}
-
+	n := len(offs) - 1
 	prevStep := l.LastStep()
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		b.FillPercent = 1.0
 		var key [8]byte
-		for i, r := range recs {
-			binary.BigEndian.PutUint64(key[:], r.Seq)
+		for i := range n {
+			s := first + uint64(i)
+			binary.BigEndian.PutUint64(key[:], s)
 			if err := b.Put(key[:], buf[offs[i]:offs[i+1]]); err != nil {
-				return fmt.Errorf("put seq %d: %w", r.Seq, err)
+				return fmt.Errorf("put seq %d: %w", s, err)
 			}
 		}
 		cb := tx.Bucket(bucketClients)
@@ -358,9 +384,9 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 				return fmt.Errorf("put client %s: %w", c, err)
 			}
 		}
-		if step != prevStep {
+		if e.step != prevStep {
 			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], uint64(step))
+			binary.BigEndian.PutUint64(v[:], uint64(e.step))
 			if err := tx.Bucket(bucketMeta).Put(keyLastStep, v[:]); err != nil {
 				return fmt.Errorf("put last step: %w", err)
 			}
@@ -372,8 +398,8 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 	}
 
 	l.mu.Lock()
-	l.lastSeq, l.lastID, l.lastTime, l.lastStep = seq, id, now, step
-	l.finished = finished
+	l.lastSeq, l.lastID, l.lastTime, l.lastStep = e.seq, e.id, e.time, e.step
+	l.finished = e.finished
 	for c, cs := range clients {
 		if cs > l.clients[c] {
 			l.clients[c] = cs
@@ -382,7 +408,7 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
-	l.noteTouched(offs[len(recs)])
+	l.noteTouched(offs[n])
 	return nil
 }
 
