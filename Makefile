@@ -27,7 +27,7 @@ test: test-go test-python
 
 test-go: build
 	$(GO) vet ./...
-	$(GO) test -race -timeout 10m $(RACE_PKGS)
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 10m $(RACE_PKGS)
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store)(/|$$)')
 
 $(VENV)/.installed: python/pyproject.toml
