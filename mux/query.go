@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
@@ -32,16 +31,8 @@ func (r *run) foldRun() (*runlogv1.RunState, error) {
 	if r.state == nil {
 		r.state = replay.NewState(r.id)
 	}
-	var rec runlogv1.Record
-	err := r.log.Scan(r.state.LastSeq()+1, func(seq uint64, data []byte) error {
-		if err := proto.Unmarshal(data, &rec); err != nil {
-			return fmt.Errorf("decode record %d: %w", seq, err)
-		}
-		r.state.Apply(&rec)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("fold run %s: %w", r.id, err)
+	if err := r.state.Fold(r.log, 0); err != nil {
+		return nil, err
 	}
 	return r.state.Proto(), nil
 }

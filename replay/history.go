@@ -284,9 +284,19 @@ func stepOf(b []byte) (int64, error) {
 // new State for runID.
 func Fold(src Source, runID string, to uint64) (*State, error) {
 	s := NewState(runID)
+	if err := s.Fold(src, to); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Fold applies the records of src after s.LastSeq() up to seq to (0: the end
+// of the log), so a caller that keeps a State folds only what is new. On
+// error s holds the records before the one that failed.
+func (s *State) Fold(src Source, to uint64) error {
 	var r runlogv1.Record
 	noKeys := map[string]bool{}
-	err := src.Scan(1, func(seq uint64, data []byte) error {
+	err := src.Scan(s.lastSeq+1, func(seq uint64, data []byte) error {
 		if to != 0 && seq > to {
 			return errStop
 		}
@@ -308,7 +318,7 @@ func Fold(src Source, runID string, to uint64) (*State, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
-		return nil, fmt.Errorf("fold run %s: %w", runID, err)
+		return fmt.Errorf("fold run %s: %w", s.runID, err)
 	}
-	return s, nil
+	return nil
 }

@@ -329,3 +329,34 @@ func TestCloneIsIndependent(t *testing.T) {
 		t.Fatalf("clone changed the original: config %v rows %d seq %d", s.Config(), s.HistoryRows(), s.LastSeq())
 	}
 }
+
+// A State that keeps folding as its log grows ends where one fold of the
+// whole log does.
+func TestFoldContinuesFromLastSeq(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	recs := stepLog(rng, 2000, true)
+	for i, r := range recs {
+		if i%61 == 9 {
+			r.Payload = &runlogv1.Record_Config{Config: &runlogv1.ConfigUpdate{Set: []*runlogv1.Item{item("k", i64(int64(i)))}}}
+		}
+	}
+	whole, err := Fold(sliceSource(recs), "run", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewState("run")
+	for _, n := range []int{0, 1, 7, 700, 1999, 2000, 2000} {
+		if err := s.Fold(sliceSource(recs[:n]), 0); err != nil {
+			t.Fatalf("fold to %d: %v", n, err)
+		}
+		if s.LastSeq() != uint64(n) || s.Records() != uint64(n) {
+			t.Fatalf("after folding a log of %d: last seq %d, %d records", n, s.LastSeq(), s.Records())
+		}
+	}
+	if got, want := s.Proto(), whole.Proto(); !proto.Equal(got, want) {
+		t.Fatalf("folded in steps:\n%v\nin one pass:\n%v", got, want)
+	}
+	if err := s.Fold(sliceSource(recs), 1500); err != nil || s.LastSeq() != 2000 {
+		t.Fatalf("a fold up to a seq already applied moved the state: %d, %v", s.LastSeq(), err)
+	}
+}
