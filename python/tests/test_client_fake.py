@@ -197,6 +197,9 @@ def test_forked_child_cannot_use_the_parents_run(fake, tmp_path):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        import signal
+
+        signal.alarm(20)  # a hung child must not hang the test
         try:
             run.log({"child": 1.0})
             msg = b"logged"

@@ -50,15 +50,27 @@ def test_flushed_records_survive_os_exit(tmp_path, root, runlog_bin):
     assert of_kind(recs, "config")[0]["config"]["set"][0]["key"] == "lr"
     assert not of_kind(recs, "exit")
 
-    # The run can be resumed: steps continue after the last durable row.
-    run = runlog.init(id=run_id, resume="must", capture_console=False)
-    assert run.resumed
-    run.log({"i": -1})
-    run.finish()
-    recs = replay(runlog_bin, root, run_id)
-    last = of_kind(recs, "history")[-1]
-    assert last["history"]["step"] == len(steps)
-    assert of_kind(recs, "exit")[0]["exit"]["reason"] == "finished"
+
+def test_resume_continues_steps(root, runlog_bin):
+    first = runlog.init(id="resumed-1", project="resume", capture_console=False)
+    for i in range(5):
+        first.log({"i": i})
+    first.flush()
+    with pytest.raises(runlog.RunlogError, match="ALREADY_EXISTS") as ei:
+        runlog.init(id="resumed-1", capture_console=False)
+    assert ei.value.code == "ALREADY_EXISTS"
+    second = runlog.init(id="resumed-1", resume="allow", capture_console=False)
+    assert second.resumed and second.client_id != first.client_id
+    second.log({"i": 5})
+    with pytest.raises(ValueError, match="lower than the run's last step 5"):
+        second.log({"i": -1}, step=3)
+    first.finish()
+    second.finish()
+    recs = replay(runlog_bin, root, "resumed-1")
+    assert [r["history"]["step"] for r in of_kind(recs, "history")] == list(range(6))
+    assert recs[-1]["kind"] == "exit" and recs[-1]["exit"]["reason"] == "finished"
+    with pytest.raises(runlog.RunlogError, match="FAILED_PRECONDITION"):
+        runlog.init(id="resumed-1", resume="must", capture_console=False)
 
 
 def test_service_sigkill_while_logging(tmp_path, root, runlog_bin):
@@ -109,9 +121,14 @@ def test_four_processes_one_run(tmp_path, root, runlog_bin):
     k = 300
     procs = [
         start_script(tmp_path, root, runlog_bin, f"""
-            import runlog
+            import sys, runlog
             rank = {rank}
             run = runlog.init(id="{run_id}", resume="allow", project="dist")
+            # A barrier, as distributed ranks have: all attach before any
+            # finishes (the run closes when its last client finishes).
+            sys.__stdout__.write("ready\\n")
+            sys.__stdout__.flush()
+            sys.stdin.readline()
             for i in range({k}):
                 run.summary[f"rank{{rank}}/i"] = i
                 print(f"rank {{rank}} line {{i}}")
@@ -121,6 +138,12 @@ def test_four_processes_one_run(tmp_path, root, runlog_bin):
         """, name=f"rank{rank}.py")
         for rank in range(4)
     ]
+    for p in procs:
+        line = p.stdout.readline()
+        assert line == "ready\n", line + p.stderr.read()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     clients = set()
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -145,7 +168,7 @@ def test_four_processes_one_run(tmp_path, root, runlog_bin):
 
 def test_bad_values_keep_the_run_usable(root, runlog_bin):
     run = runlog.init(project="bad", capture_console=False)
-    run.log({"loss": 1.0})
+    run.log({"loss": 1.0}, step=3)
     with pytest.raises(TypeError, match="'weights'"):
         run.log({"loss": 2.0, "weights": [1.0, 2.0]})
     with pytest.raises(TypeError, match="'opt/fn'"):
@@ -155,12 +178,12 @@ def test_bad_values_keep_the_run_usable(root, runlog_bin):
     with pytest.raises(ValueError, match="empty"):
         run.summary[""] = 1
     with pytest.raises(ValueError, match="lower than"):
-        run.log({"loss": 3.0}, step=0)
+        run.log({"loss": 3.0}, step=2)
     run.log({"loss": 4.0})
     run.finish()
     recs = replay(runlog_bin, root, run.id)
     rows = [(r["history"]["step"], values(r["history"]["items"])) for r in of_kind(recs, "history")]
-    assert rows == [(0, {"loss": 1.0}), (1, {"loss": 4.0})]
+    assert rows == [(3, {"loss": 1.0}), (4, {"loss": 4.0})]
 
 
 def test_context_manager_records_failure(root, runlog_bin):

@@ -636,11 +636,15 @@ class Run:
                     f"run {self.id} belongs to process {self._pid}; a forked "
                     "process calls runlog.init(id=..., resume='allow') itself"
                 )
+        if self._capture:
+            # Before closing: a partial last line still goes into the log.
+            _console.detach(self)
+        with self._mu:
+            if self._closed:
+                return
             self._commit_pending_locked()
             self._closed = True
             target = self._enqueued
-        if self._capture:
-            _console.detach(self)
         _hooks.unregister(self)
         err: Optional[BaseException] = None
         try:
@@ -717,7 +721,12 @@ class Run:
 
     def _abandon(self) -> None:
         """Forgets the run in a forked child: its threads and channel belong
-        to the parent."""
+        to the parent. Runs in the child right after fork, when only the
+        forking thread exists: locks another thread held at the fork would
+        never be released, so they are replaced."""
+        self._mu = threading.RLock()
+        self._room = threading.Condition(self._mu)
+        self._acked_cv = threading.Condition(self._mu)
         self._closed = True
         self._fatal = RunClosedError(
             f"run {self.id} belongs to process {self._pid}; a forked process "
