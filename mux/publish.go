@@ -151,6 +151,17 @@ func (s *Service) publish(ctx context.Context, req *runlogv1.PublishRequest, rep
 
 // notOpen explains why a run that is not open takes no records.
 func (s *Service) notOpen(id string) error {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	// While draining, runs leave s.runs before their logs close; they are not
+	// finished, and the client should resend to the next service.
+	if draining {
+		return errorf(ErrShuttingDown, "the service is shutting down; reconnect and resend what was not acknowledged")
+	}
+	// An unfinished run is open for as long as the service runs (runs found
+	// at startup included), so a log that exists but is not open ends with
+	// its exit record.
 	if _, err := os.Stat(s.walPath(id)); err == nil {
 		return errorf(ErrRunFinished, "run %s is finished; start a new run", id)
 	}

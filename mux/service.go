@@ -124,6 +124,7 @@ type Service struct {
 	wg           sync.WaitGroup // run lifecycles, stream receivers, the watcher
 	stopWatch    chan struct{}
 	parentGone   chan struct{} // closed when the parent is gone and no run is open
+	ready        chan struct{} // closed once serving and the port file is written
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +153,7 @@ func Open(root string, opts Options) (*Service, error) {
 		drained:    make(chan struct{}),
 		stopWatch:  make(chan struct{}),
 		parentGone: make(chan struct{}),
+		ready:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -308,13 +310,6 @@ func (s *Service) listen() error {
 // after a clean shutdown.
 func (s *Service) Run(ctx context.Context) error {
 	info := lockInfo{PID: os.Getpid(), Socket: s.unixPath, TCP: s.TCPAddr()}
-	if s.opts.PortFile != "" {
-		pf := portFile{PID: info.PID, Unix: s.unixPath, TCP: info.TCP}
-		if err := writePortFile(s.opts.PortFile, pf); err != nil {
-			s.Close()
-			return err
-		}
-	}
 	lns := []net.Listener{s.unixLn}
 	if s.tcpLn != nil {
 		lns = append(lns, s.tcpLn)
@@ -327,18 +322,21 @@ func (s *Service) Run(ctx context.Context) error {
 	s.health.SetServingStatus(runlogv1.Runlog_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.wg.Add(1)
 	go s.watch()
-	s.log.Info("service listening", "root", s.root, "unix", s.unixPath, "tcp", info.TCP, "pid", info.PID)
 
+	// The port file is the handshake a starting client waits for, so it is
+	// written only once a health check would already answer SERVING.
 	var err error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down", "reason", context.Cause(ctx))
-	case <-s.parentGone:
-		s.log.Info("shutting down", "reason", fmt.Sprintf("parent process %d is gone and no run is open", s.opts.ParentPID))
-	case err = <-serveErr:
-		err = fmt.Errorf("serve: %w", err)
-		s.log.Error("listener failed", "err", err)
-		lns = lns[1:]
+	if s.opts.PortFile != "" {
+		pf := portFile{PID: info.PID, Unix: s.unixPath, TCP: info.TCP}
+		err = writePortFile(s.opts.PortFile, pf)
+	}
+	if err == nil {
+		close(s.ready)
+		s.log.Info("service listening", "root", s.root, "unix", s.unixPath, "tcp", info.TCP, "pid", info.PID)
+		err = s.wait(ctx, serveErr)
+		if err != nil {
+			lns = lns[1:]
+		}
 	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
@@ -348,6 +346,28 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// wait blocks until the service should shut down and says why: nil for a
+// requested stop, the listener's error when one failed (that listener's
+// Serve has then returned).
+func (s *Service) wait(ctx context.Context, serveErr <-chan error) error {
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "reason", context.Cause(ctx))
+		return nil
+	case <-s.parentGone:
+		s.log.Info("shutting down", "reason", fmt.Sprintf("parent process %d is gone and no run is open", s.opts.ParentPID))
+		return nil
+	case err := <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+		s.log.Error("listener failed", "err", err)
+		return err
+	}
+}
+
+// Ready is closed once Run serves, health checks answer SERVING and the
+// port file (if any) is written.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Close shuts the service down as Run does. It is safe to call more than
 // once and without Run.

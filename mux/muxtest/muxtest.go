@@ -73,14 +73,19 @@ func StartAt(t testing.TB, root string, opts mux.Options) *Server {
 			t.Errorf("service shutdown: %v", err)
 		}
 	})
+	select {
+	case <-svc.Ready():
+	case <-s.exited:
+		t.Fatalf("service on %s stopped before it was ready: %v", svc.UnixPath(), s.err)
+	}
 	if err := awaitServing(s.Conn); err != nil {
 		t.Fatalf("service on %s: %v", svc.UnixPath(), err)
 	}
 	return s
 }
 
-// awaitServing watches the health service until it reports SERVING, which
-// the service does once its port file is written and it serves.
+// awaitServing watches the health service until it reports SERVING, as a
+// client that did not start the service would.
 func awaitServing(conn *grpc.ClientConn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
