@@ -654,13 +654,15 @@ func (l *Log) SetMeta(key string, value []byte) error {
 	return nil
 }
 
-// Size returns the size of the log file in bytes.
+// Size returns the disk space the log file takes, in bytes. bbolt grows a
+// file in steps of up to 16 MiB that stay sparse until written, so the
+// apparent size of a small run's file says little about its cost.
 func (l *Log) Size() (int64, error) {
 	fi, err := os.Stat(l.path)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("size of wal %s: %w", l.path, err)
 	}
-	return fi.Size(), nil
+	return diskUsage(fi), nil
 }
 
 func (l *Log) isClosed() bool {

@@ -351,3 +351,19 @@ func TestEntropyMakesIDsReproducible(t *testing.T) {
 		}
 	}
 }
+
+func TestSizeIsSpaceUsed(t *testing.T) {
+	l := waltest.Open(t)
+	if err := l.Append(waltest.History(0, 50, 2)); err != nil {
+		t.Fatal(err)
+	}
+	size, err := l.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 50 small records take a few pages, far less than the 16 MiB step by
+	// which bbolt may have grown the file.
+	if size <= 0 || size >= 1<<20 {
+		t.Fatalf("Size = %d bytes for 50 small records", size)
+	}
+}
