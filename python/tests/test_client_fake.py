@@ -217,3 +217,24 @@ def test_forked_child_cannot_use_the_parents_run(fake, tmp_path):
     run.log({"parent": 2.0})
     run.finish()
     assert [values(r) for r in history(fake, run.id)] == [{"parent": 1.0}, {"parent": 2.0}]
+
+
+def test_threads_share_a_run(fake, tmp_path):
+    import threading
+
+    run = runlog.init(dir=str(tmp_path), capture_console=False, options=opts(fake))
+
+    def worker(t):
+        for i in range(500):
+            run.log({f"t{t}": i})
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.finish()
+    rows = history(fake, run.id)
+    assert [r.step for r in rows] == list(range(2000))
+    for t in range(4):
+        assert [values(r)[f"t{t}"] for r in rows if f"t{t}" in values(r)] == list(range(500))
