@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -407,5 +408,46 @@ func TestCrashedClientShowsCrashedOnHub(t *testing.T) {
 	last, err := l.Read(l.LastSeq(), 1, 0)
 	if err != nil || len(last) != 1 || !last[0].GetSynthesized() || last[0].GetExit() == nil {
 		t.Fatalf("last record %v, %v: want a synthesized exit", last, err)
+	}
+}
+
+// TestSoakSyncCrashLoop kills the service or the hub at random moments while
+// a run logs and syncs, many times over, then checks that the hub holds
+// exactly the run's records. Run by `make soak` (RUNLOG_SOAK=1).
+func TestSoakSyncCrashLoop(t *testing.T) {
+	if os.Getenv("RUNLOG_SOAK") == "" {
+		t.Skip("soak test: set RUNLOG_SOAK=1 (make soak)")
+	}
+	h := startHub(t)
+	hc := h.client(t)
+	root := t.TempDir()
+	svc := startService(t, root, "--upstream", h.URL)
+	c := connect(t, root)
+	run, err := c.Init(context.Background(), client.RunOptions{ID: "soak", Project: "soak"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	const rounds, rows = 30, 20_000
+	for i := range rounds {
+		logRows(t, run, i*rows, rows)
+		switch rng.IntN(3) {
+		case 0:
+			svc.kill()
+			svc.launch(t)
+		case 1:
+			h.kill()
+			h.restart(t)
+		}
+		t.Logf("round %d: hub holds %d records", i, hubRun(t, hc, "soak").GetRun().GetHighWater())
+	}
+	finish(t, run)
+	waitHub(t, hc, "soak", "finished", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
+	})
+	waitClosed(t, root, "soak")
+	got := checkHubHolds(t, hc, "soak", runPath(root, "soak"))
+	if got.GetState().GetHistoryRows() != rounds*rows {
+		t.Fatalf("hub state has %d history rows, want %d", got.GetState().GetHistoryRows(), rounds*rows)
 	}
 }
