@@ -275,11 +275,12 @@ func showValue(v *runlogv1.Value) any {
 	return nil
 }
 
-// showValueText renders a value for the text output.
+// showValueText renders a value for the text output: floats to 6
+// significant digits (--json keeps them exact).
 func showValueText(v any) string {
 	switch x := v.(type) {
 	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
+		return strconv.FormatFloat(x, 'g', 6, 64)
 	case string:
 		return x
 	case json.RawMessage:
