@@ -30,7 +30,7 @@
 // UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and other transient
 // failures are retried with exponential backoff and full jitter, capped at
 // Options.BackoffMax. UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT,
-// NOT_FOUND and UNIMPLEMENTED stop the sender at once: retrying cannot help,
+// NOT_FOUND, ALREADY_EXISTS and UNIMPLEMENTED stop the sender at once: retrying cannot help,
 // and a sender that retries them hammers the upstream. FAILED_PRECONDITION
 // (a gap: the upstream lost records, or holds fewer than the cursor says)
 // starts a new session from the upstream's mark. The last error is kept in

@@ -393,6 +393,7 @@ func (s *Sender) session(ctx context.Context) (progressed bool, err error) {
 				if done {
 					return progressed, nil
 				}
+				s.idle()
 			}
 		}
 
@@ -486,6 +487,14 @@ func (s *Sender) release() {
 	clear(s.recs)
 	if cap(s.buf) > 4*s.opts.BatchBytes {
 		s.buf = nil
+	}
+}
+
+// idle drops a large batch buffer while the sender waits for records, so
+// that many followed runs that once drained a backlog do not each keep one.
+func (s *Sender) idle() {
+	if cap(s.buf) > 64<<10 {
+		s.buf, s.offs, s.recs = nil, nil, nil
 	}
 }
 
