@@ -267,6 +267,37 @@ def test_sigterm_finishes_the_run(tmp_path, root, runlog_bin, preemptible, reaso
     assert recs[-1]["exit"]["code"] == 128 + signal.SIGTERM
 
 
+def test_sigterm_while_logging_finishes_the_run(tmp_path, root, runlog_bin):
+    # SIGTERM lands while the main thread is inside the client (logging and
+    # printing in a tight loop): the run must still finish, not hang.
+    for _ in range(5):
+        p = start_script(tmp_path, root, runlog_bin, """
+            import runlog
+            run = runlog.init(project="term")
+            print(run.id, flush=True)
+            step = 0
+            while True:
+                run.log({"loss": 1.0 / (step + 1)}, step=step)
+                print("step", step)
+                step += 1
+        """)
+        try:
+            run_id = p.stdout.readline().split()[0]
+            p.stdout.readline()
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == -signal.SIGTERM
+        recs = replay(runlog_bin, root, run_id)
+        assert recs[-1]["kind"] == "exit"
+        assert recs[-1]["exit"]["reason"] == "killed"
+        steps = [r["history"]["step"] for r in of_kind(recs, "history")]
+        assert steps == list(range(len(steps)))
+
+
 def test_console_capture(tmp_path, root, runlog_bin):
     code, out, err = run_script(tmp_path, root, runlog_bin, """
         import sys, runlog

@@ -22,7 +22,9 @@ _MAX_PARTIAL = 16384
 # Thread idents whose writes are never captured (sender and reader threads).
 _ignored: Set[int] = set()
 _local = threading.local()
-_mu = threading.Lock()
+# Re-entrant, as are the tees' locks: the SIGTERM handler finishes runs (and
+# so drains the tees) on the main thread, possibly in the middle of a write.
+_mu = threading.RLock()
 # protects _target and the installed tees
 _target: Any = None
 _tees: list = []
@@ -50,7 +52,7 @@ class _Tee:
         self._stream = stream
         self._name = name
         self._buf = ""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         # protects _buf
 
     def write(self, s: str) -> int:

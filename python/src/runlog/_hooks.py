@@ -11,10 +11,17 @@ Installed once, when the first run registers:
                   the run was marked with run.mark_preempting() or
                   $RUNLOG_PREEMPTIBLE is 1/true/yes (set it in the job script
                   of a preemptible partition or spot instance: schedulers
-                  send the same SIGTERM for both, only the job knows). Then
-                  the previous handler runs; with the default handler the
-                  process is terminated by SIGTERM again, as it would have
-                  been.
+                  send the same SIGTERM for both, only the job knows). The
+                  handler itself only unwinds the main thread with
+                  SystemExit (finally blocks run, as a program expects of a
+                  termination); the runs are finished from atexit, and then
+                  the process is terminated by SIGTERM again, as it would
+                  have been. Finishing inside the handler would run on top
+                  of whatever the main thread was doing, possibly the client
+                  itself holding its lock. When the program installed its
+                  own SIGTERM handler first, that handler runs instead of
+                  the unwinding, and the runs finish as killed or preempted
+                  whenever the program exits.
   fork            a forked child forgets the parent's runs: their threads
                   and connections do not exist in the child.
 
@@ -45,6 +52,8 @@ _installed = False
 _fork_hook = False
 _prev_excepthook: Any = None
 _prev_sigterm: Any = None
+# The signal that started a termination, set by the SIGTERM handler.
+_terminating: Any = None
 
 
 def track(run: Any) -> None:
@@ -118,7 +127,29 @@ def _excepthook(exc_type, exc, tb) -> None:
 
 
 def _atexit() -> None:
-    _finish_all(0, "finished", "")
+    sig = _terminating
+    if sig is None:
+        _finish_all(0, "finished", "")
+        return
+    for run in reversed(open_runs()):
+        reason = "preempted" if preempted(run) else "killed"
+        try:
+            run.finish(128 + sig, reason=reason, message=signal.Signals(sig).name)
+        except Exception as e:
+            try:
+                run._log.error("runlog: finishing run %s failed: %s", run.id, e)
+            except Exception:
+                pass
+    if _prev_sigterm == signal.SIG_DFL:
+        # End as the default handler would have: killed by the signal. What
+        # Python would flush at exit is flushed now.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
 
 
 def preempted(run: Any) -> bool:
@@ -127,21 +158,15 @@ def preempted(run: Any) -> bool:
 
 
 def _on_sigterm(signum, frame) -> None:
-    for run in reversed(open_runs()):
-        reason = "preempted" if preempted(run) else "killed"
-        try:
-            run.finish(128 + signum, reason=reason, message="SIGTERM")
-        except Exception as e:
-            try:
-                run._log.error("runlog: finishing run %s failed: %s", run.id, e)
-            except Exception:
-                pass
+    global _terminating
+    if _terminating is not None:
+        return  # already on the way out; a scheduler that insists sends SIGKILL
+    _terminating = signum
     prev = _prev_sigterm
     if callable(prev):
         prev(signum, frame)
         return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    raise SystemExit(128 + signum)
 
 
 def _after_fork() -> None:
