@@ -11,7 +11,7 @@ PYTHON  ?= python3
 BIN     := bin/runlog
 VENV    := .venv
 # Packages that run goroutines of their own get the race detector.
-RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/...
+RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/... ./hub/...
 
 .PHONY: all build demo test test-go test-python bench soak proto clean
 
@@ -20,15 +20,15 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/runlog
 
-demo: build
-	bash scripts/demo.sh
+demo: build $(VENV)/.installed
+	PYTHON=$(CURDIR)/$(VENV)/bin/python bash scripts/demo.sh
 
 test: test-go test-python
 
 test-go: build
 	$(GO) vet ./...
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 10m $(RACE_PKGS)
-	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store)(/|$$)')
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub)(/|$$)')
 
 $(VENV)/.installed: python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,8 @@ test-python: build $(VENV)/.installed
 bench: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./replay/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./sender/
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'SyncOffline|BacklogRSS' -benchtime 1x ./cmd/runlog/
 	$(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./cmd/runlog/
 	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
 	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# What `make demo` runs: start a service in ./demo (fresh each time), log an
-# example run with the Go client, list the runs, stop the service.
+# What `make demo` runs, in ./demo (fresh each time): a Python training loop
+# logs a run through a service it starts, the run is listed, audited and
+# folded back into its state, then synced to a local hub and shown there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${RUNLOG_BIN:-bin/runlog}
+PYTHON=${PYTHON:-.venv/bin/python}
 ROOT=demo
+HUB_PID=
 
 if [ ! -x "$BIN" ]; then
   echo "demo: $BIN is missing; build it with \"make build\"" >&2
@@ -41,11 +44,58 @@ echo "==> stopping any previous demo service"
 stop_service
 rm -rf "$ROOT"
 
-echo "==> logging an example run with the Go client (starts a service in $ROOT)"
+cleanup() {
+  if [ -n "$HUB_PID" ] && kill -0 "$HUB_PID" 2>/dev/null; then
+    kill -TERM "$HUB_PID"
+    wait "$HUB_PID" || true
+  fi
+  stop_service || true
+}
+trap cleanup EXIT
+
+# The service is started by the client library; tell it which binary.
+export RUNLOG_BIN="$BIN"
+
+echo "==> training with the Python client (examples/train.py starts a service in $ROOT)"
+"$PYTHON" examples/train.py --root "$ROOT" --epochs 10 | tee "$ROOT.train.log"
+RUN=$(tail -n 1 "$ROOT.train.log")
+rm -f "$ROOT.train.log"
+
+echo "==> logging a second run with the Go client"
 "$BIN" demo --root "$ROOT"
 
 echo "==> runs in $ROOT"
 "$BIN" runs --root "$ROOT"
 
+echo "==> the first records of run $RUN"
+"$BIN" replay "$RUN" --root "$ROOT" --to 8
+
+echo "==> verifying run $RUN record by record"
+"$BIN" replay "$RUN" --root "$ROOT" --verify
+
+echo "==> run $RUN folded back from its log"
+"$BIN" replay "$RUN" --root "$ROOT" --state
+
 stop_service
-echo "==> done: the run's log is in $ROOT/runs/"
+
+echo "==> starting a hub on loopback, store in $ROOT/hub"
+"$BIN" hub --listen 127.0.0.1:0 --store "$ROOT/hub" --port-file "$ROOT/hub.port" 2>"$ROOT/hub.log" &
+HUB_PID=$!
+for _ in $(seq 300); do
+  [ -s "$ROOT/hub.port" ] && break
+  kill -0 "$HUB_PID" 2>/dev/null || { cat "$ROOT/hub.log" >&2; exit 1; }
+  sleep 0.1
+done
+HUB=grpc://$(sed -E 's/.*"tcp": *"([^"]+)".*/\1/' "$ROOT/hub.port")
+
+echo "==> syncing every run in $ROOT to $HUB"
+"$BIN" sync --root "$ROOT" --upstream "$HUB" --all
+echo "==> syncing again: nothing left to send"
+"$BIN" sync --root "$ROOT" --upstream "$HUB" --all
+
+echo "==> runs on the hub"
+"$BIN" runs --hub "$HUB"
+echo "==> run $RUN on the hub"
+"$BIN" show "$RUN" --hub "$HUB" --history train/loss,val/acc --samples 10
+
+echo "==> done: logs in $ROOT/runs/, the hub's store in $ROOT/hub/"
