@@ -160,3 +160,30 @@ func TestFollowersTailEveryRun(t *testing.T) {
 		t.Fatalf("Follow returned for %s", id)
 	}
 }
+
+func TestDefaultModeIsRecordedForNewRuns(t *testing.T) {
+	checkLeaks(t)
+	srv := muxtest.Start(t, mux.Options{DefaultMode: runlogv1.SyncMode_SYNC_MODE_OFFLINE})
+	c := srv.Client
+	paths := map[string]string{}
+	for id, mode := range map[string]runlogv1.SyncMode{
+		"unspecified": runlogv1.SyncMode_SYNC_MODE_UNSPECIFIED,
+		"online":      runlogv1.SyncMode_SYNC_MODE_ONLINE,
+	} {
+		paths[id] = initRun(t, c, &runlogv1.InitRequest{RunId: id, Mode: mode}).Path
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"unspecified": "offline", "online": "online"} {
+		l, err := wal.Open(paths[id], wal.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode, err := l.Meta(mux.MetaSyncMode)
+		l.Close()
+		if err != nil || string(mode) != want {
+			t.Fatalf("run %s: sync mode %q (%v), want %q", id, mode, err, want)
+		}
+	}
+}

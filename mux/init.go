@@ -220,7 +220,11 @@ func (s *Service) openForInit(r *run, client string, req *runlogv1.InitRequest) 
 
 // create writes a new run's first record, its RunInfo, and its sync mode.
 func (s *Service) create(l *wal.Log, client string, req *runlogv1.InitRequest) error {
-	switch req.GetMode() {
+	mode := req.GetMode()
+	if mode == runlogv1.SyncMode_SYNC_MODE_UNSPECIFIED {
+		mode = s.opts.DefaultMode
+	}
+	switch mode {
 	case runlogv1.SyncMode_SYNC_MODE_OFFLINE:
 		if err := l.SetMeta(MetaSyncMode, []byte("offline")); err != nil {
 			return err

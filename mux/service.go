@@ -60,6 +60,12 @@ type Options struct {
 	// to re-attach before it gets a synthesized crashed exit. Zero means
 	// DefaultCrashGrace.
 	CrashGrace time.Duration
+	// DefaultMode is the sync mode recorded for a new run whose Init does
+	// not choose one. A service started with --offline sets it to offline,
+	// so its runs stay local even under a later service with an upstream
+	// (they are synced with runlog sync). Unspecified records nothing:
+	// whichever upstreams the service has decide.
+	DefaultMode runlogv1.SyncMode
 	// Followers tail every run the service opens; see Follower.
 	Followers []Follower
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runlog/runlog/mux"
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 )
 
 const serviceUsage = `Usage: runlog service [flags]
@@ -147,6 +148,7 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 		MaxRecordBytes: c.maxRecordBytes,
 		CrashGrace:     c.crashGrace,
 		Followers:      followers,
+		DefaultMode:    defaultMode(c.offline),
 	})
 	if err != nil {
 		return err
@@ -161,4 +163,13 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 // has stopped.
 func serviceFollowers(c *serviceConfig, log *slog.Logger) ([]mux.Follower, func(), error) {
 	return upstreamFollowers(c.offline, c.upstreams, c.upstreamTokenFile, log)
+}
+
+// defaultMode is the sync mode new runs get when their client does not pick
+// one: offline under --offline, so they stay local until runlog sync.
+func defaultMode(offline bool) runlogv1.SyncMode {
+	if offline {
+		return runlogv1.SyncMode_SYNC_MODE_OFFLINE
+	}
+	return runlogv1.SyncMode_SYNC_MODE_UNSPECIFIED
 }
