@@ -72,7 +72,11 @@
 //     without an exit gets, after CrashGrace with nobody re-attaching, a
 //     synthesized exit record (synthesized=true, reason CRASHED, a message
 //     naming what happened). At startup every run without an exit record is
-//     opened and falls under the same rule. A client that gave no pid is
+//     opened and falls under the same rule. Finish does not wait for the
+//     poll: before it decides whether other clients remain, it checks them
+//     and detaches those whose process is gone, so a run resumed after its
+//     process crashed closes with the finishing client's exit at once,
+//     instead of as crashed after the grace. A client that gave no pid is
 //     only detached by Finish or Teardown.
 //   - Every goroutine has an owner. The lifecycle goroutine of each run runs
 //     its writer, then waits for its followers and readers, then closes the

@@ -381,6 +381,11 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 		}
 		prev, wasAttached := r.attached[client]
 		delete(r.attached, client)
+		// A client whose process is gone (typically the crashed process a
+		// resumed run continues from) would hold the run open until the
+		// next liveness poll, and the run would then close as crashed after
+		// the grace. Check the others now, so that this exit closes it.
+		s.detachGoneLocked(r, time.Now())
 		if len(r.attached) > 0 {
 			r.pendingExit = worse(r.pendingExit, exit)
 			left := len(r.attached)
@@ -401,6 +406,7 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 		if err != nil && !r.finished && wasAttached {
 			// Not closed: the client stays attached and may retry.
 			r.attached[client] = prev
+			r.orphanSince, r.orphanWhy = time.Time{}, ""
 		}
 		r.mu.Unlock()
 		if err != nil {

@@ -560,6 +560,59 @@ func TestFinishWithSeveralClients(t *testing.T) {
 	}
 }
 
+// TestFinishDetachesVanishedClients: a process resumes a run after the
+// previous one crashed. The liveness poll never runs here (an hour), so only
+// Finish itself can notice that the crashed client is gone: the run must
+// close now, with the finishing client's exit, not stay open for the poll
+// and then close as crashed.
+func TestFinishDetachesVanishedClients(t *testing.T) {
+	checkLeaks(t)
+	pids := &alivePids{}
+	srv := muxtest.Start(t, mux.Options{CrashGrace: time.Hour, PollInterval: time.Hour, ProcessAlive: pids.alive})
+	c := srv.Client
+
+	crashed := initRun(t, c, &runlogv1.InitRequest{RunId: "resumed", ClientPid: 999101})
+	st := openStream(t, c)
+	send(t, st, &runlogv1.PublishRequest{RunId: "resumed", ClientId: crashed.ClientId, Batch: 1,
+		Records: muxtest.HistoryBatch(t, 1, 0, 10, 2)})
+	pids.kill(999101)
+	again := initRun(t, c, &runlogv1.InitRequest{RunId: "resumed", ClientPid: 999102, Resume: runlogv1.ResumeMode_RESUME_MODE_MUST})
+	send(t, st, &runlogv1.PublishRequest{RunId: "resumed", ClientId: again.ClientId, Batch: 2,
+		Records: muxtest.HistoryBatch(t, 1, 10, 10, 2)})
+	fin, err := c.Finish(ctxT(t), &runlogv1.FinishRequest{RunId: "resumed", ClientId: again.ClientId})
+	if err != nil || !fin.Closed || fin.Seq != 22 {
+		t.Fatalf("Finish = %v, %v; want closed at seq 22 (the crashed client is gone)", fin, err)
+	}
+	recs := readAll(t, c, "resumed")
+	last := recs[len(recs)-1]
+	if last.Seq != 22 || last.Synthesized || last.GetExit().GetReason() != runlogv1.ExitReason_EXIT_REASON_FINISHED || last.ClientId != again.ClientId {
+		t.Fatalf("exit record %v, want the finishing client's finished exit", last)
+	}
+
+	// A live co-client still keeps the run open; a vanished one does not
+	// count, and does not make the exit worse.
+	for _, cl := range []struct {
+		id  string
+		pid int64
+	}{{"gone", 999201}, {"live", 999202}, {"done", 999203}} {
+		initRun(t, c, &runlogv1.InitRequest{RunId: "ddp", ClientId: cl.id, ClientPid: cl.pid, Resume: runlogv1.ResumeMode_RESUME_MODE_ALLOW})
+	}
+	pids.kill(999201)
+	fin, err = c.Finish(ctxT(t), &runlogv1.FinishRequest{RunId: "ddp", ClientId: "done",
+		Exit: &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_PREEMPTED}})
+	if err != nil || fin.Closed {
+		t.Fatalf("Finish with a live co-client = %v, %v; want closed=false", fin, err)
+	}
+	fin, err = c.Finish(ctxT(t), &runlogv1.FinishRequest{RunId: "ddp", ClientId: "live"})
+	if err != nil || !fin.Closed {
+		t.Fatalf("last live Finish = %v, %v; want closed", fin, err)
+	}
+	recs = readAll(t, c, "ddp")
+	if exit := recs[len(recs)-1]; exit.Synthesized || exit.GetExit().GetReason() != runlogv1.ExitReason_EXIT_REASON_PREEMPTED {
+		t.Fatalf("exit record %v, want the preempted exit (worst of the finishing clients)", exit)
+	}
+}
+
 // awaitExit follows a run until its exit record arrives.
 func awaitExit(t *testing.T, c runlogv1.RunlogClient, id string) *runlogv1.Record {
 	t.Helper()

@@ -49,12 +49,7 @@ func (s *Service) checkClients(now time.Time) {
 			r.mu.Unlock()
 			continue
 		}
-		for c, p := range r.attached {
-			if !p.alive(s.alive) {
-				r.detachLocked(c, now, fmt.Sprintf("client %s (pid %d) exited without finishing the run", c, p.pid))
-				s.log.Warn("client process is gone without finishing", "run", r.id, "client", c, "pid", p.pid)
-			}
-		}
+		s.detachGoneLocked(r, now)
 		if len(r.attached) > 0 || r.orphanSince.IsZero() || now.Sub(r.orphanSince) < s.grace {
 			r.mu.Unlock()
 			continue
@@ -80,6 +75,18 @@ func (s *Service) checkClients(now time.Time) {
 				r.endExitLocked()
 			}
 			r.mu.Unlock()
+		}
+	}
+}
+
+// detachGoneLocked detaches the clients of r whose process is gone, as the
+// poll does and as Finish does before it decides whether others remain.
+// r.mu must be held.
+func (s *Service) detachGoneLocked(r *run, now time.Time) {
+	for c, p := range r.attached {
+		if !p.alive(s.alive) {
+			r.detachLocked(c, now, fmt.Sprintf("client %s (pid %d) exited without finishing the run", c, p.pid))
+			s.log.Warn("client process is gone without finishing", "run", r.id, "client", c, "pid", p.pid)
 		}
 	}
 }
