@@ -15,6 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/runlog/runlog/client"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
@@ -219,8 +222,11 @@ func runsFromFiles(root string) ([]runRow, error) {
 	return rows, nil
 }
 
-// runFromFile summarises one log without reading all of it: run info from
-// the first record, state from the last, counts from the log's own end.
+// runFromFile summarises one log without decoding all of it: the run info
+// folded from every RunInfo record (a resume or another process attaching
+// may rename the run or set its project), the state from the last record,
+// counts from the log's own end. The scan decodes only RunInfo records; the
+// others are skipped after reading their first payload tag.
 func runFromFile(id, path string) (runRow, error) {
 	l, err := wal.Open(path, wal.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
 	if err != nil {
@@ -232,19 +238,31 @@ func runFromFile(id, path string) (runRow, error) {
 		row.SizeBytes = size
 	}
 	st := replay.NewState(id)
-	if row.Records > 0 {
-		first, err := l.Read(1, 1, 0)
-		if err != nil {
-			return runRow{}, err
+	var last []byte
+	err = l.Scan(1, func(seq uint64, data []byte) error {
+		if seq == row.Records {
+			last = append(last[:0], data...)
+			return nil
 		}
-		st.Apply(first[0])
-		if row.Records > 1 {
-			last, err := l.Read(row.Records, 1, 0)
-			if err != nil {
-				return runRow{}, err
-			}
-			st.Apply(last[0])
+		if f := payloadField(data); f != 0 && f != runInfoField {
+			return nil
 		}
+		r := new(runlogv1.Record)
+		if err := proto.Unmarshal(data, r); err != nil {
+			return fmt.Errorf("decode record %d: %w", seq, err)
+		}
+		st.Apply(r)
+		return nil
+	})
+	if err != nil {
+		return runRow{}, err
+	}
+	if last != nil {
+		r := new(runlogv1.Record)
+		if err := proto.Unmarshal(last, r); err != nil {
+			return runRow{}, fmt.Errorf("decode record %d: %w", row.Records, err)
+		}
+		st.Apply(r)
 	}
 	info := st.Proto().GetInfo()
 	row.Project, row.Name = info.GetProject(), info.GetName()
@@ -254,6 +272,31 @@ func runFromFile(id, path string) (runRow, error) {
 		row.SyncErrors = syncErrorsOf(l, cur)
 	}
 	return row, nil
+}
+
+// runInfoField is the field number of Record.run.
+var runInfoField = (&runlogv1.Record{}).ProtoReflect().Descriptor().Fields().ByName("run").Number()
+
+// payloadField returns the number of the first length-delimited field at or
+// past runInfoField in an encoded Record (its payload: the header fields
+// come before it), or 0 when the bytes do not parse (the caller then decodes
+// them and reports the error).
+func payloadField(b []byte) protowire.Number {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		if num >= runInfoField && typ == protowire.BytesType {
+			return num
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return 0
+		}
+		b = b[n+m:]
+	}
+	return 0
 }
 
 func sortRows(rows []runRow) {

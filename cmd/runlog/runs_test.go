@@ -93,6 +93,48 @@ func TestRunsFromFiles(t *testing.T) {
 	}
 }
 
+// A later RunInfo record (a resume, or another process attaching with more
+// info) updates the fields it sets: the listing folds them all, not just the
+// first record's.
+func TestRunsFromFilesFoldsRunInfo(t *testing.T) {
+	root := t.TempDir()
+	for _, tc := range []struct {
+		id   string
+		tail []*runlogv1.Record
+		want runRow
+	}{
+		{"01aaa", []*runlogv1.Record{
+			{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Project: "mnist", Name: "renamed"}}},
+			waltest.History(5, 1, 1)[0],
+			{Payload: &runlogv1.Record_Exit{Exit: &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_KILLED}}},
+		}, runRow{Project: "mnist", Name: "renamed", State: "killed", Records: 9, LastStep: 5}},
+		// The update is the last record: a resume that logged nothing yet.
+		{"01bbb", []*runlogv1.Record{
+			{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Name: "resumed"}}},
+		}, runRow{Project: "", Name: "resumed", State: "running", Records: 7, LastStep: 4}},
+	} {
+		l, err := wal.Open(filepath.Join(root, "runs", tc.id, "wal.bolt"), wal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := []*runlogv1.Record{{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Name: "first"}}}}
+		recs = append(recs, waltest.History(0, 5, 2)...)
+		recs = append(recs, tc.tail...)
+		if err := l.Append(recs); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		got, err := runFromFile(tc.id, filepath.Join(root, "runs", tc.id, "wal.bolt"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.id, err)
+		}
+		if got.Project != tc.want.Project || got.Name != tc.want.Name || got.State != tc.want.State ||
+			got.Records != tc.want.Records || got.LastStep != tc.want.LastStep {
+			t.Errorf("%s: got %+v, want %+v", tc.id, got, tc.want)
+		}
+	}
+}
+
 func TestRunsEmptyRoot(t *testing.T) {
 	root := t.TempDir()
 	var out, errOut bytes.Buffer
