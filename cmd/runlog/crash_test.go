@@ -2,130 +2,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 )
-
-// runlogBin returns the runlog binary under test: $RUNLOG_BIN (make test sets
-// it) or one built into a temporary directory once per test binary.
-func runlogBin(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("RUNLOG_BIN"); p != "" {
-		return p
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runlog-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "runlog")
-		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-// serviceProc is a `runlog service` process started by a test.
-type serviceProc struct {
-	cmd    *exec.Cmd
-	socket string
-	done   chan struct{}
-}
-
-// startService starts `runlog service` on root and waits for its port file.
-func startService(t testing.TB, root string, extra ...string) *serviceProc {
-	t.Helper()
-	portFile := filepath.Join(t.TempDir(), "port.json")
-	args := append([]string{"service", "--root", root, "--port-file", portFile}, extra...)
-	cmd := exec.Command(runlogBin(t), args...)
-	logf, err := os.OpenFile(filepath.Join(root+".service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start service: %v", err)
-	}
-	p := &serviceProc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-
-	// The port file appears complete (written to a temp name, then renamed);
-	// the only event to wait for is its existence, or the process exiting.
-	deadline := time.After(30 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if b, err := os.ReadFile(portFile); err == nil {
-			var pf struct {
-				PID  int    `json:"pid"`
-				Unix string `json:"unix"`
-			}
-			if err := json.Unmarshal(b, &pf); err != nil {
-				t.Fatalf("port file %s: %v: %q", portFile, err, b)
-			}
-			if pf.PID != cmd.Process.Pid {
-				t.Fatalf("port file names pid %d, started %d", pf.PID, cmd.Process.Pid)
-			}
-			p.socket = pf.Unix
-			return p
-		}
-		select {
-		case <-p.done:
-			log, _ := os.ReadFile(root + ".service.log")
-			t.Fatalf("service exited before writing its port file: %v\n%s", cmd.ProcessState, log)
-		case <-deadline:
-			t.Fatal("service did not write its port file within 30s")
-		case <-tick.C:
-		}
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *serviceProc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-func dialService(t testing.TB, socket string) (*grpc.ClientConn, runlogv1.RunlogClient) {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn, runlogv1.NewRunlogClient(conn)
-}
 
 // crashRecord is the record with client sequence cs: a history row at step
 // cs whose values are derived from cs, so its bytes can be checked later.
@@ -226,6 +117,9 @@ func TestCrashAckedRecordsSurviveSIGKILL(t *testing.T) {
 	if os.Getenv("RUNLOG_SOAK") != "" {
 		rounds = 300
 	}
+	if n, err := strconv.Atoi(os.Getenv("RUNLOG_CRASH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	crashRounds(t, rounds)
 }
 
@@ -242,7 +136,7 @@ func crashRounds(t *testing.T, rounds int) {
 	var acked uint64 // highest client sequence the service ever acknowledged
 	for round := 1; round <= rounds; round++ {
 		svc := startService(t, root)
-		_, c := dialService(t, svc.socket)
+		_, c := dialService(t, svc.port.Unix)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		init, err := c.Init(ctx, &runlogv1.InitRequest{
 			RunId: crashRun, Resume: runlogv1.ResumeMode_RESUME_MODE_ALLOW, ClientId: crashClient,
@@ -280,9 +174,10 @@ func crashRounds(t *testing.T, rounds int) {
 	// Final check on a clean service: the log holds exactly 1..N once each,
 	// N >= every acknowledged sequence, with the bytes that were sent.
 	svc := startService(t, root)
-	_, c := dialService(t, svc.socket)
+	_, c := dialService(t, svc.port.Unix)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	readStart := time.Now()
 	stream, err := c.Read(ctx, &runlogv1.ReadRequest{RunId: crashRun})
 	if err != nil {
 		t.Fatal(err)
@@ -319,5 +214,5 @@ func crashRounds(t *testing.T, rounds int) {
 	if cs < acked {
 		t.Fatalf("log holds client seqs 1..%d, but %d was acknowledged", cs, acked)
 	}
-	t.Logf("%d rounds: %d records acknowledged, %d in the log", rounds, acked, cs)
+	t.Logf("%d rounds: %d records acknowledged, %d in the log, read back in %s", rounds, acked, cs, time.Since(readStart))
 }

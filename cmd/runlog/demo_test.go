@@ -1,9 +1,8 @@
-package main_test
+package main
 
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,10 +52,7 @@ func mustRun(t *testing.T, args ...string) string {
 // files: both listings must agree.
 func TestDemoThenRuns(t *testing.T) {
 	root := t.TempDir()
-	portFile := filepath.Join(t.TempDir(), "port")
-	svc := start(t, "service", "--root", root, "--port-file", portFile)
-	var info client.ServiceInfo
-	waitFile(t, svc, portFile, &info)
+	svc := startService(t, root)
 
 	id := strings.TrimSpace(mustRun(t, "demo", "--root", root, "--steps", "120"))
 	if id == "" || strings.Contains(id, "\n") {
@@ -127,10 +123,7 @@ func TestBenchVerifies(t *testing.T) {
 // else's service.
 func TestBenchRefusesABusyRoot(t *testing.T) {
 	root := t.TempDir()
-	portFile := filepath.Join(t.TempDir(), "port")
-	svc := start(t, "service", "--root", root, "--port-file", portFile)
-	var info client.ServiceInfo
-	waitFile(t, svc, portFile, &info)
+	svc := startService(t, root)
 	code, stdout, stderr := runCmd(t, "bench", "--root", root, "--records", "10")
 	if code == 0 {
 		t.Fatalf("bench on a busy root succeeded:\n%s", stdout)

@@ -1,4 +1,4 @@
-package main_test
+package main
 
 // End-to-end tests of upstream sync with real processes on loopback: a
 // `runlog service` with --upstream, a `runlog hub`, clients logging through
@@ -35,30 +35,6 @@ func TestSyncModeKeyIsTheServices(t *testing.T) {
 	if sender.CursorName("u") != mux.CursorUpstreamPrefix+"u" || sender.ErrorKey("u") != mux.MetaSyncErrorPrefix+"u" {
 		t.Fatal("sender and service disagree on cursor or error key names")
 	}
-}
-
-// serviceProc is a `runlog service` process.
-type serviceProc struct {
-	*proc
-	root string
-	args []string
-}
-
-func startService(t *testing.T, root string, extra ...string) *serviceProc {
-	t.Helper()
-	s := &serviceProc{root: root, args: extra}
-	s.launch(t)
-	return s
-}
-
-func (s *serviceProc) launch(t *testing.T) {
-	t.Helper()
-	portFile := filepath.Join(t.TempDir(), "service.port")
-	s.proc = start(t, append([]string{"service", "--root", s.root, "--port-file", portFile}, s.args...)...)
-	var info struct {
-		PID int `json:"pid"`
-	}
-	waitFile(t, s.proc, portFile, &info)
 }
 
 // connect attaches a client to the service on root.

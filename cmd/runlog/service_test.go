@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,124 +21,17 @@ import (
 	"github.com/runlog/runlog/wal"
 )
 
-// serviceTestBin returns the runlog binary: $RUNLOG_BIN, or one built once
-// for these tests.
-func serviceTestBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("RUNLOG_BIN"); p != "" {
-		return p
-	}
-	serviceBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runlog-service-test-")
-		if err != nil {
-			serviceBinErr = err
-			return
-		}
-		serviceBin = filepath.Join(dir, "runlog")
-		if out, err := exec.Command("go", "build", "-o", serviceBin, ".").CombinedOutput(); err != nil {
-			serviceBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if serviceBinErr != nil {
-		t.Fatal(serviceBinErr)
-	}
-	return serviceBin
-}
-
-var (
-	serviceBinOnce sync.Once
-	serviceBin     string
-	serviceBinErr  error
-)
-
-// svcProc is a `runlog service` process under test.
-type svcProc struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	exited chan struct{}
-	err    error // Wait's result, set before exited closes
-}
-
-func startSvc(t *testing.T, args ...string) *svcProc {
-	t.Helper()
-	p := &svcProc{cmd: exec.Command(serviceTestBin(t), append([]string{"service"}, args...)...),
-		stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *svcProc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("service still running after 30s; stderr:\n%s", p.stderr)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
-}
-
-type portInfo struct {
-	PID  int    `json:"pid"`
-	Unix string `json:"unix"`
-	TCP  string `json:"tcp"`
-}
-
-// awaitPortFile waits for the port file the service writes once it listens.
-func (p *svcProc) awaitPortFile(t *testing.T, path string) portInfo {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
-	for {
-		// The file appears whole; there is no event but its existence.
-		if data, err := os.ReadFile(path); err == nil {
-			var pi portInfo
-			if err := json.Unmarshal(data, &pi); err != nil {
-				t.Fatalf("port file %q: %v", data, err)
-			}
-			return pi
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("service exited before writing its port file: %v\n%s", p.err, p.stderr)
-		case <-deadline:
-			t.Fatalf("no port file after 30s\n%s", p.stderr)
-		case <-tick.C:
-		}
-	}
-}
-
 func TestServiceCommand(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
-	portFile := filepath.Join(t.TempDir(), "port.json")
-	svc := startSvc(t, "--root", root, "--port-file", portFile, "--listen", "tcp://127.0.0.1:0", "--max-record-bytes", "2000")
-	pi := svc.awaitPortFile(t, portFile)
+	svc := startService(t, root, "--listen", "tcp://127.0.0.1:0", "--max-record-bytes", "2000")
+	pi, portFile := svc.port, svc.portFile
 	if pi.PID != svc.cmd.Process.Pid || pi.Unix != filepath.Join(root, "service.sock") || !strings.HasPrefix(pi.TCP, "127.0.0.1:") {
 		t.Fatalf("port file %+v (pid %d)", pi, svc.cmd.Process.Pid)
 	}
 
 	// A second service on the root fails and names the first.
-	second := startSvc(t, "--root", root)
-	if code := second.wait(t); code != 1 {
+	second := start(t, "service", "--root", root)
+	if code := second.wait(); code != 1 {
 		t.Fatalf("second service exited %d, want 1", code)
 	}
 	msg := second.stderr.String()
@@ -196,7 +87,7 @@ func TestServiceCommand(t *testing.T) {
 	if err := svc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := svc.wait(t); code != 0 {
+	if code := svc.wait(); code != 0 {
 		t.Fatalf("SIGTERM: exit %d\n%s", code, svc.stderr)
 	}
 	for _, f := range []string{portFile, pi.Unix, filepath.Join(root, "service.lock")} {
@@ -224,12 +115,10 @@ func TestServiceExitsWithItsParent(t *testing.T) {
 	t.Cleanup(func() { parent.Process.Kill(); <-parentDone })
 
 	root := t.TempDir()
-	portFile := filepath.Join(t.TempDir(), "port.json")
-	svc := startSvc(t, "--root", root, "--port-file", portFile, "--parent-pid", fmt.Sprint(parent.Process.Pid))
-	svc.awaitPortFile(t, portFile)
+	svc := startService(t, root, "--parent-pid", fmt.Sprint(parent.Process.Pid))
 	parent.Process.Kill()
 	<-parentDone
-	if code := svc.wait(t); code != 0 {
+	if code := svc.wait(); code != 0 {
 		t.Fatalf("exit %d after the parent left\n%s", code, svc.stderr)
 	}
 	if !strings.Contains(svc.stderr.String(), "parent process") {

@@ -1,4 +1,4 @@
-package main_test
+package main
 
 import (
 	"context"
@@ -35,8 +35,7 @@ func benchRecords(b *testing.B, def int) int {
 // service on root and returns the service, still running.
 func logThroughService(b *testing.B, root, id string, n int, serviceArgs ...string) *serviceProc {
 	b.Helper()
-	s := &serviceProc{root: root, args: serviceArgs}
-	s.launchB(b)
+	s := startService(b, root, serviceArgs...)
 	ctx := context.Background()
 	c, err := client.Connect(ctx, client.Options{Root: root, Address: "unix://" + client.SocketPath(root), NoStart: true})
 	if err != nil {
@@ -60,16 +59,6 @@ func logThroughService(b *testing.B, root, id string, n int, serviceArgs ...stri
 		b.Fatal(err)
 	}
 	return s
-}
-
-func (s *serviceProc) launchB(b *testing.B) {
-	b.Helper()
-	portFile := b.TempDir() + "/service.port"
-	s.proc = start(b, append([]string{"service", "--root", s.root, "--port-file", portFile}, s.args...)...)
-	var info struct {
-		PID int `json:"pid"`
-	}
-	waitFile(b, s.proc, portFile, &info)
 }
 
 // BenchmarkSyncOffline1M measures `runlog sync` of one run of 1,000,000

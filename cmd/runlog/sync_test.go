@@ -1,4 +1,4 @@
-package main_test
+package main
 
 import (
 	"encoding/binary"
@@ -40,7 +40,7 @@ type syncJSON struct {
 	OK          bool   `json:"ok"`
 }
 
-func syncRun(t *testing.T, args ...string) (int, syncJSON, string) {
+func syncJSONRun(t *testing.T, args ...string) (int, syncJSON, string) {
 	t.Helper()
 	code, stdout, stderr := runCmd(t, append([]string{"sync", "--json"}, args...)...)
 	var rep syncJSON
@@ -65,7 +65,7 @@ func TestSyncTwiceSendsNothingTheSecondTime(t *testing.T) {
 		total += n
 	}
 
-	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
 	if code != 0 || !rep.OK || rep.Synced != 3 || rep.RecordsSent != total {
 		t.Fatalf("first sync: exit %d, %+v\n%s", code, rep, stderr)
 	}
@@ -83,7 +83,7 @@ func TestSyncTwiceSendsNothingTheSecondTime(t *testing.T) {
 		l.Close()
 	}
 
-	code, rep, stderr = syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	code, rep, stderr = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
 	if code != 0 || rep.UpToDate != 3 || rep.RecordsSent != 0 {
 		t.Fatalf("second sync: exit %d, %+v", code, rep)
 	}
@@ -106,7 +106,7 @@ func TestSyncDamagedRunSyncsPrefixAndOthers(t *testing.T) {
 	z := makeRun(t, root, "z", storetest.Run{Rows: 500, Keys: 2, Exit: exitFinished})
 	damageRecord(t, b, 123)
 
-	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
 	if code != 1 || rep.OK || rep.Damaged != 1 || rep.Synced != 2 {
 		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
 	}
@@ -156,7 +156,7 @@ func TestSyncWrongTokenFailsWithoutRetrying(t *testing.T) {
 	root := t.TempDir()
 	makeRun(t, root, "r", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
 
-	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--token-file", wrongFile, "--retries", "50", "r")
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--token-file", wrongFile, "--retries", "50", "r")
 	if code != 1 || rep.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "Unauthenticated") {
 		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
 	}
@@ -164,7 +164,7 @@ func TestSyncWrongTokenFailsWithoutRetrying(t *testing.T) {
 	if n := strings.Count(h.stderr.String(), "call refused"); n != 1 {
 		t.Fatalf("hub refused %d calls, want 1\n%s", n, h.stderr.String())
 	}
-	code, rep, _ = syncRun(t, "--root", root, "--upstream", h.URL, "--token-file", tokenFile, "r")
+	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--token-file", tokenFile, "r")
 	if code != 0 || rep.Synced != 1 {
 		t.Fatalf("right token: exit %d, %+v", code, rep)
 	}
@@ -182,7 +182,7 @@ func TestSyncSkipsRunHeldByAnotherProcess(t *testing.T) {
 	defer l.Close()
 	os.WriteFile(filepath.Join(root, "service.lock"), []byte(fmt.Sprintf(`{"pid":%d}`, os.Getpid())), 0o600)
 
-	code, rep, _ := syncRun(t, "--root", root, "--upstream", h.URL, "--all")
+	code, rep, _ := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
 	if code != 0 || rep.Skipped != 1 || rep.Synced != 1 {
 		t.Fatalf("exit %d, %+v", code, rep)
 	}
@@ -196,7 +196,7 @@ func TestSyncSkipsRunHeldByAnotherProcess(t *testing.T) {
 func TestSyncUnknownRunAndBadURL(t *testing.T) {
 	h := startHub(t)
 	root := t.TempDir()
-	code, rep, _ := syncRun(t, "--root", root, "--upstream", h.URL, "nope")
+	code, rep, _ := syncJSONRun(t, "--root", root, "--upstream", h.URL, "nope")
 	if code != 1 || rep.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "no run nope") {
 		t.Fatalf("unknown run: exit %d, %+v", code, rep)
 	}
@@ -232,12 +232,12 @@ func TestSyncOverTLS(t *testing.T) {
 	}
 	root := t.TempDir()
 	makeRun(t, root, "r", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
-	code, rep, stderr := syncRun(t, "--root", root, "--upstream", h.URL, "--ca-file", cert, "--all")
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--ca-file", cert, "--all")
 	if code != 0 || rep.Synced != 1 || rep.RecordsSent == 0 {
 		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
 	}
 	// Without trusting the certificate the run fails, and says why.
-	code, rep, _ = syncRun(t, "--root", root, "--upstream", h.URL, "--retries", "1", "--all")
+	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--retries", "1", "--all")
 	if code != 1 || !strings.Contains(rep.Runs[0].Error, "certificate") {
 		t.Fatalf("untrusted certificate: exit %d, %+v", code, rep)
 	}

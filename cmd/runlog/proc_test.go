@@ -1,12 +1,15 @@
-package main_test
+package main
 
-// Helpers for tests that run real runlog processes: a hub, and runs written
-// into a root the way a service writes them.
+// Helpers for tests that run real runlog processes: the binary under test, a
+// process with its stderr kept, a service and a hub on loopback, a command
+// run to completion; and runs written into a root the way a service writes
+// them, checked against what a hub holds.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,14 +35,14 @@ var (
 )
 
 // bin returns the runlog binary under test: $RUNLOG_BIN (make test sets it)
-// or one built once into a temporary directory.
+// or one built once per test binary into a temporary directory.
 func bin(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("RUNLOG_BIN"); p != "" {
 		return p
 	}
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "runlog-hubtest-")
+		dir, err := os.MkdirTemp("", "runlog-test-bin-")
 		if err != nil {
 			binErr = err
 			return
@@ -61,7 +64,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	done   chan struct{}
-	err    error // set before done is closed
+	err    error // Wait's result, set before done is closed
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd and
@@ -83,7 +86,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// start starts `runlog args...`; cleanup kills it if it still runs.
+// start starts `runlog args...`; cleanup kills it if it still runs, and
+// shows its stderr if the test failed.
 func start(t testing.TB, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -116,38 +120,120 @@ func (p *proc) kill() {
 func (p *proc) stop() {
 	p.t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.t.Fatal("process did not stop within 30s of SIGTERM")
-	}
-	if p.err != nil {
+	if code := p.wait(); code != 0 {
 		p.t.Fatalf("process exited with %v\n%s", p.err, p.stderr.String())
 	}
 }
 
-// waitFile waits for a file that a process writes atomically and decodes its
-// JSON. There is no event to wait on from another process: poll.
+// wait waits up to 30s for the process to exit and returns its exit code.
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("process still running after 30s; stderr:\n%s", p.stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		p.t.Fatal(p.err)
+	}
+	return 0
+}
+
+// waitFile waits for a file that a process writes atomically (port files)
+// and decodes its JSON. The file appears whole; from another process there
+// is no event but its existence, so this polls, and gives up when the
+// process exits or after 30s.
 func waitFile(t testing.TB, p *proc, path string, v any) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if b, err := os.ReadFile(path); err == nil {
 			if err := json.Unmarshal(b, v); err != nil {
-				t.Fatalf("%s: %v", path, err)
+				t.Fatalf("%s: %v: %q", path, err, b)
 			}
 			return
 		}
 		select {
 		case <-p.done:
 			t.Fatalf("process exited before writing %s: %v\n%s", path, p.err, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-deadline:
 			t.Fatalf("no %s after 30s\n%s", path, p.stderr.String())
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// runCmd runs `runlog args...` to completion and returns its exit code,
+// stdout and stderr.
+func runCmd(t testing.TB, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("runlog %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// portInfo is the service's port file.
+type portInfo struct {
+	PID  int    `json:"pid"`
+	Unix string `json:"unix"`
+	TCP  string `json:"tcp"`
+}
+
+// serviceProc is a `runlog service` process, serving once started.
+type serviceProc struct {
+	*proc
+	root     string
+	args     []string
+	portFile string
+	port     portInfo // read from portFile
+}
+
+// startService starts `runlog service` on root with extra flags and waits
+// until it serves.
+func startService(t testing.TB, root string, extra ...string) *serviceProc {
+	t.Helper()
+	s := &serviceProc{root: root, args: extra}
+	s.launch(t)
+	return s
+}
+
+// launch starts the service (again, after it stopped or was killed) and
+// waits for its port file.
+func (s *serviceProc) launch(t testing.TB) {
+	t.Helper()
+	s.portFile = filepath.Join(t.TempDir(), "service.port")
+	s.proc = start(t, append([]string{"service", "--root", s.root, "--port-file", s.portFile}, s.args...)...)
+	waitFile(t, s.proc, s.portFile, &s.port)
+	if s.port.PID != s.cmd.Process.Pid {
+		t.Fatalf("port file names pid %d, started %d", s.port.PID, s.cmd.Process.Pid)
+	}
+}
+
+// dialService connects to a service's unix socket.
+func dialService(t testing.TB, socket string) (*grpc.ClientConn, runlogv1.RunlogClient) {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, runlogv1.NewRunlogClient(conn)
 }
 
 // hubProc is a `runlog hub` process.
@@ -276,23 +362,4 @@ func checkHubHolds(t testing.TB, c runlogv1.HubClient, id, path string) *runlogv
 			id, r.GetRun().GetHighWater(), r.GetState().GetRecords(), bytes.Equal(r.GetRun().GetDigest(), d), n)
 	}
 	return r
-}
-
-// runCmd runs `runlog args...` to completion and returns its exit code,
-// stdout and stderr.
-func runCmd(t testing.TB, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(bin(t), args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("runlog %s: %v", strings.Join(args, " "), err)
-		}
-		code = ee.ExitCode()
-	}
-	return code, stdout.String(), stderr.String()
 }
