@@ -114,6 +114,29 @@ def test_rejections_surface_at_flush(fake, tmp_path):
     assert [r.step for r in history(fake, "shared")] == [10, 20]
 
 
+def test_many_rejections_stay_bounded(fake, tmp_path):
+    a = runlog.init(id="shared", resume="allow", dir=str(tmp_path),
+                    capture_console=False, options=opts(fake))
+    b = runlog.init(id="shared", resume="allow", dir=str(tmp_path),
+                    capture_console=False, options=opts(fake))
+    a.log({"x": 1.0}, step=10)
+    a.flush()
+    for _ in range(500):
+        b.log({"y": 1.0}, step=2)  # every one below the run's step 10
+    with pytest.raises(runlog.RecordsRejectedError, match="rejected 500 record") as ei:
+        b.flush()
+    assert ei.value.total == 500
+    assert len(ei.value.rejections) == 100
+    assert [r.client_seq for r in ei.value.rejections] == list(range(1, 101))
+    assert b.stats()["rejected"] == 500
+    b.log({"y": 1.0}, step=2)
+    with pytest.raises(runlog.RecordsRejectedError) as ei:
+        b.flush()
+    assert ei.value.total == 1 and [r.client_seq for r in ei.value.rejections] == [501]
+    b.finish()
+    a.finish()
+
+
 def test_retryable_batch_error_is_retried(fake, tmp_path):
     run = runlog.init(dir=str(tmp_path), capture_console=False, options=opts(fake))
     fake.service.batch_errors = [grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]] * 3

@@ -126,6 +126,8 @@ _RETRYABLE = {
     grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
     grpc.StatusCode.ABORTED.value[0],
 }
+# Rejections kept for the next RecordsRejectedError; more are only counted.
+_MAX_REJECTIONS = 100
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
@@ -336,6 +338,7 @@ class Run:
         self._fatal: Optional[BaseException] = None
         self._rejections: List[Rejection] = []
         self._rejected_total = 0
+        self._rejected_unreported = 0
         self._closed = False
         self._broken: Optional[str] = None
         self._retry_at: Optional[float] = None
@@ -607,7 +610,8 @@ class Run:
             raise self._fatal
         if self._rejections:
             rej, self._rejections = self._rejections, []
-            raise RecordsRejectedError(rej)
+            total, self._rejected_unreported = self._rejected_unreported, 0
+            raise RecordsRejectedError(rej, total)
 
     def finish(
         self,
@@ -892,15 +896,21 @@ class Run:
     def _on_response(self, resp: service_pb2.PublishResponse) -> None:
         with self._mu:
             for rej in resp.rejections:
+                self._rejected_total += 1
+                self._rejected_unreported += 1
+                if len(self._rejections) >= _MAX_REJECTIONS:
+                    continue  # counted; a run that rejects everything stays bounded
                 r = Rejection(rej.client_seq, _code_name(rej.error.code), rej.error.message)
                 self._rejections.append(r)
-                self._rejected_total += 1
                 self._log.warning(
-                    "runlog: run %s: record %d rejected: %s: %s",
+                    "runlog: run %s: record %d rejected: %s: %s%s",
                     self.id,
                     r.client_seq,
                     r.code,
                     r.message,
+                    "; further rejections until the next flush are only counted"
+                    if len(self._rejections) == _MAX_REJECTIONS
+                    else "",
                 )
             if resp.error.code:
                 code = resp.error.code

@@ -57,17 +57,19 @@ class Rejection(NamedTuple):
 class RecordsRejectedError(RunlogError):
     """The service refused some records; the others are durable.
 
-    ``rejections`` lists every refused record since the last time this error
-    was raised.
+    ``rejections`` lists the first refused records (at most 100) since the
+    last time this error was raised, and ``total`` counts all of them.
     """
 
-    def __init__(self, rejections: List[Rejection]):
+    def __init__(self, rejections: List[Rejection], total: Optional[int] = None):
+        total = len(rejections) if total is None else total
         shown = "; ".join(
             f"record {r.client_seq}: {r.code}: {r.message}" for r in rejections[:5]
         )
-        more = f" (and {len(rejections) - 5} more)" if len(rejections) > 5 else ""
+        more = f" (and {total - 5} more)" if total > 5 else ""
         super().__init__(
-            f"the service rejected {len(rejections)} record(s): {shown}{more}",
+            f"the service rejected {total} record(s): {shown}{more}",
             code=rejections[0].code if rejections else None,
         )
         self.rejections = rejections
+        self.total = total
