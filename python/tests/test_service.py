@@ -298,6 +298,47 @@ def test_sigterm_while_logging_finishes_the_run(tmp_path, root, runlog_bin):
         assert steps == list(range(len(steps)))
 
 
+def test_sigterm_during_finish_completes_it(tmp_path, root, runlog_bin):
+    # finish() is waiting for acks (the service is stopped) when SIGTERM
+    # unwinds the main thread: the exit hook must complete that finish, with
+    # every record and the exit finish() was given, not abandon the run.
+    p = start_script(tmp_path, root, runlog_bin, """
+        import sys, runlog
+        run = runlog.init(project="term")
+        print(run.id, flush=True)
+        sys.stdin.readline()
+        for i in range(1000):
+            run.log({"i": i})
+        print("finishing", flush=True)
+        run.finish()
+        print("finish returned", flush=True)
+    """)
+    pid = None
+    try:
+        run_id = p.stdout.readline().split()[0]
+        pid = service_pid(root)
+        os.kill(pid, signal.SIGSTOP)
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "finishing"
+        p.send_signal(signal.SIGTERM)
+        # The client starts another service and resends what was not acked.
+        os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert wait_gone(pid)
+    assert p.returncode == -signal.SIGTERM, err
+    assert "finish returned" not in out
+    recs = replay(runlog_bin, root, run_id)
+    assert [values(r["history"]["items"])["i"] for r in of_kind(recs, "history")] == list(range(1000))
+    assert recs[-1]["kind"] == "exit"
+    assert recs[-1]["exit"]["reason"] == "finished"
+    assert recs[-1]["exit"].get("code", 0) == 0
+
+
 def test_console_capture(tmp_path, root, runlog_bin):
     code, out, err = run_script(tmp_path, root, runlog_bin, """
         import sys, runlog

@@ -21,7 +21,9 @@ Installed once, when the first run registers:
                   itself holding its lock. When the program installed its
                   own SIGTERM handler first, that handler runs instead of
                   the unwinding, and the runs finish as killed or preempted
-                  whenever the program exits.
+                  whenever the program exits. A run whose finish() the
+                  signal interrupted is completed from atexit with the exit
+                  that finish() was given.
   fork            a forked child forgets the parent's runs: their threads
                   and connections do not exist in the child.
 

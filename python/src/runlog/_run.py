@@ -340,6 +340,10 @@ class Run:
         self._rejected_total = 0
         self._rejected_unreported = 0
         self._closed = False
+        # Set by the first finish(): (exit code, reason, message, records
+        # to wait for).
+        self._exit: Optional[tuple] = None
+        self._finished = False
         self._broken: Optional[str] = None
         self._retry_at: Optional[float] = None
         self._retry_delay = 0.05
@@ -627,13 +631,18 @@ class Run:
         (also: "killed", "preempted", "crashed"). A second call does nothing.
         Raises RecordsRejectedError after finishing when records were
         refused since the last flush.
+
+        A finish interrupted by KeyboardInterrupt or SystemExit (SIGTERM
+        unwinds the main thread with it) leaves the run open with its
+        threads running; the next call, the exit hook's when the program
+        does not make one, completes it with the exit of the first call.
         """
         if reason is None:
             reason = "finished" if exit_code == 0 else "failed"
         if reason not in _REASON:
             raise ValueError(f"reason must be one of {', '.join(_REASON)}; got {reason!r}")
         with self._mu:
-            if self._closed:
+            if self._finished:
                 return
             if self._pid != os.getpid():
                 raise RunClosedError(
@@ -644,12 +653,13 @@ class Run:
             # Before closing: a partial last line still goes into the log.
             _console.detach(self)
         with self._mu:
-            if self._closed:
+            if self._finished:
                 return
-            self._commit_pending_locked()
-            self._closed = True
-            target = self._enqueued
-        _hooks.unregister(self)
+            if self._exit is None:
+                self._commit_pending_locked()
+                self._closed = True
+                self._exit = (exit_code, reason, message, self._enqueued)
+            exit_code, reason, message, target = self._exit
         err: Optional[BaseException] = None
         try:
             with self._mu:
@@ -658,10 +668,14 @@ class Run:
                 except RecordsRejectedError as e:
                     err = e
             self._send_finish(exit_code, reason, message, timeout)
-        except BaseException as e:  # noqa: B902 - stop the threads whatever happened
+        except Exception as e:
             err = e
-        finally:
-            self._shutdown()
+        # Anything else (KeyboardInterrupt, SystemExit) propagates before the
+        # run is given up: its records may not be durable yet.
+        with self._mu:
+            self._finished = True
+        _hooks.unregister(self)
+        self._shutdown()
         if err is not None:
             raise err
 
@@ -732,6 +746,7 @@ class Run:
         self._room = threading.Condition(self._mu)
         self._acked_cv = threading.Condition(self._mu)
         self._closed = True
+        self._finished = True
         self._fatal = RunClosedError(
             f"run {self.id} belongs to process {self._pid}; a forked process "
             "calls runlog.init(id=..., resume='allow') itself"
