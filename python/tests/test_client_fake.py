@@ -2,6 +2,7 @@
 semantics, rejections and batch errors the real service rarely produces."""
 
 import math
+import signal
 
 import grpc
 import pytest
@@ -167,6 +168,37 @@ def test_full_queue_waits_and_drops_nothing(fake, tmp_path):
     run.finish()
     assert [values(r)["v"] for r in history(fake, run.id)] == list(range(300))
     assert run.stats()["queue_full_waits"] > 0
+
+
+def test_interrupted_finish_completes_with_its_exit(fake, tmp_path):
+    # What SIGTERM (SystemExit) or Ctrl-C does to a finish() that waits for
+    # acks: the run stays open, and the next finish() call, the exit hook's
+    # with its own arguments, completes it with the first call's exit.
+    run = runlog.init(dir=str(tmp_path), capture_console=False, options=opts(fake))
+    fake.service.batch_errors = [grpc.StatusCode.UNAVAILABLE.value[0]] * 1000
+    for i in range(10):
+        run.log({"v": float(i)})
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    prev = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            run.finish(7, message="interrupted")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, prev)
+    assert "exit" not in kinds(fake, run.id)
+    with pytest.raises(runlog.RunClosedError):
+        run.log({"v": 1.0})  # finishing: no more records
+    fake.service.batch_errors = []
+    run.finish(143, reason="killed")
+    assert [values(r)["v"] for r in history(fake, run.id)] == [float(i) for i in range(10)]
+    ex = fake.service.runs[run.id].exit
+    assert (ex.code, ex.reason, ex.message) == (7, record_pb2.EXIT_REASON_FAILED, "interrupted")
+    run.finish()  # done: nothing more happens
 
 
 def test_flush_timeout(fake, tmp_path):
