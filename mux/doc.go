@@ -97,6 +97,16 @@
 // Teardown(client_id) detaches the client from every run it has not
 // finished; those runs then wait out the crash grace.
 //
+// # Reading
+//
+// Query, ListRuns, Read and Verify use the service's handle of an open run
+// and a short read-only open of any other. Read sends records decoded, or,
+// with ReadRequest.encoded, exactly as the log stores them (checksum
+// verified, consecutive seqs): a copy made from those, such as runlog sync
+// pushing a run the service holds, keeps the bytes that a hub's digest is
+// computed over. A damaged or missing record ends a Read with DATA_LOSS
+// after the records before it were sent.
+//
 // # Followers
 //
 // Options.Followers (for example upstream senders) tail the runs; see

@@ -110,14 +110,17 @@ func statusOf(err error) *status.Status {
 		return s
 	}
 	var (
-		inv   *InvalidError
-		order *OrderError
-		large *TooLargeError
+		inv     *InvalidError
+		order   *OrderError
+		large   *TooLargeError
+		corrupt *wal.CorruptError
 	)
 	code := codes.Internal
 	switch {
 	case errors.As(err, &inv), errors.As(err, &large):
 		code = codes.InvalidArgument
+	case errors.As(err, &corrupt):
+		code = codes.DataLoss
 	case errors.As(err, &order):
 		code = codes.FailedPrecondition
 	case errors.Is(err, ErrRunExists):

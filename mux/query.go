@@ -155,7 +155,9 @@ func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary
 }
 
 // Read streams a run's records from from_seq to to_seq, following new ones
-// when asked, in chunks of bounded size.
+// when asked, in chunks of bounded size: decoded, or with encoded exactly as
+// the log stores them. A damaged record ends the stream with DATA_LOSS after
+// the records before it were sent.
 func (s *Service) Read(req *runlogv1.ReadRequest, stream grpc.ServerStreamingServer[runlogv1.ReadResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -173,22 +175,17 @@ func (s *Service) Read(req *runlogv1.ReadRequest, stream grpc.ServerStreamingSer
 			return nil
 		}
 		changed := l.Changed() // before reading, so no append is missed
-		recs, err := l.Read(from, readChunk, readChunkBytes)
+		resp, n, err := readChunkAt(l, from, to, req.GetEncoded())
+		if n > 0 {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			from += uint64(n)
+		}
 		if err != nil {
 			return rpcError(fmt.Errorf("read run %s from seq %d: %w", req.GetRunId(), from, err))
 		}
-		if to != 0 {
-			n := len(recs)
-			for n > 0 && recs[n-1].GetSeq() > to {
-				n--
-			}
-			recs = recs[:n]
-		}
-		if len(recs) > 0 {
-			if err := stream.Send(&runlogv1.ReadResponse{Records: recs}); err != nil {
-				return err
-			}
-			from = recs[len(recs)-1].GetSeq() + 1
+		if n > 0 {
 			continue
 		}
 		// At the end of the log.
@@ -210,6 +207,49 @@ func (s *Service) Read(req *runlogv1.ReadRequest, stream grpc.ServerStreamingSer
 			return rpcError(context.Cause(ctx))
 		}
 	}
+}
+
+// errChunkFull ends the scan of a full read chunk.
+var errChunkFull = errors.New("mux: read chunk full")
+
+// readChunkAt reads the next chunk of a Read from seq from (up to seq to
+// when it is not 0): n records, decoded or as stored, in one short read
+// transaction. On a damaged or missing record it returns the records before
+// it and a *wal.CorruptError naming it.
+func readChunkAt(l *wal.Log, from, to uint64, encoded bool) (resp *runlogv1.ReadResponse, n int, err error) {
+	resp = &runlogv1.ReadResponse{}
+	if !encoded {
+		recs, err := l.Read(from, readChunk, readChunkBytes)
+		if to != 0 {
+			n := len(recs)
+			for n > 0 && recs[n-1].GetSeq() > to {
+				n--
+			}
+			recs = recs[:n]
+		}
+		resp.Records = recs
+		return resp, len(recs), err
+	}
+	size := 0
+	err = l.Scan(from, func(seq uint64, data []byte) error {
+		if to != 0 && seq > to {
+			return errChunkFull
+		}
+		if want := from + uint64(len(resp.Encoded)); seq != want {
+			return &wal.CorruptError{Path: l.Path(), Seq: want, Err: fmt.Errorf("record missing (next is seq %d)", seq)}
+		}
+		// data is valid only during the call.
+		resp.Encoded = append(resp.Encoded, append([]byte(nil), data...))
+		size += len(data)
+		if len(resp.Encoded) >= readChunk || size >= readChunkBytes {
+			return errChunkFull
+		}
+		return nil
+	})
+	if errors.Is(err, errChunkFull) {
+		err = nil
+	}
+	return resp, len(resp.Encoded), err
 }
 
 // Verify checks a run's log with the service's handle (or a read-only open).

@@ -1122,7 +1122,12 @@ type ReadRequest struct {
 	// Last sequence to return; 0 means no bound.
 	ToSeq uint64 `protobuf:"varint,3,opt,name=to_seq,json=toSeq,proto3" json:"to_seq,omitempty"`
 	// Keep the stream open and send new records as they are appended.
-	Follow        bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Send the records in ReadResponse.encoded, exactly as the log stores
+	// them (checksum verified), instead of decoded in records. For copies
+	// that must keep the bytes, such as a sync to a hub, whose digest is
+	// over the stored bytes: decoding and encoding again may change them.
+	Encoded       bool `protobuf:"varint,5,opt,name=encoded,proto3" json:"encoded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1185,9 +1190,20 @@ func (x *ReadRequest) GetFollow() bool {
 	return false
 }
 
+func (x *ReadRequest) GetEncoded() bool {
+	if x != nil {
+		return x.Encoded
+	}
+	return false
+}
+
 type ReadResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The records, decoded; empty when the request asked for encoded.
+	Records []*Record `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// The records as the log stores them (encoded runlog.v1.Record messages,
+	// consecutive seq values), when the request asked for encoded.
+	Encoded       [][]byte `protobuf:"bytes,2,rep,name=encoded,proto3" json:"encoded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1225,6 +1241,13 @@ func (*ReadResponse) Descriptor() ([]byte, []int) {
 func (x *ReadResponse) GetRecords() []*Record {
 	if x != nil {
 		return x.Records
+	}
+	return nil
+}
+
+func (x *ReadResponse) GetEncoded() [][]byte {
+	if x != nil {
+		return x.Encoded
 	}
 	return nil
 }
@@ -1489,14 +1512,16 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x10ListRunsResponse\x12)\n" +
-	"\x04runs\x18\x01 \x03(\v2\x15.runlog.v1.RunSummaryR\x04runs\"n\n" +
+	"\x04runs\x18\x01 \x03(\v2\x15.runlog.v1.RunSummaryR\x04runs\"\x88\x01\n" +
 	"\vReadRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
 	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x15\n" +
 	"\x06to_seq\x18\x03 \x01(\x04R\x05toSeq\x12\x16\n" +
-	"\x06follow\x18\x04 \x01(\bR\x06follow\";\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\x18\n" +
+	"\aencoded\x18\x05 \x01(\bR\aencoded\"U\n" +
 	"\fReadResponse\x12+\n" +
-	"\arecords\x18\x01 \x03(\v2\x11.runlog.v1.RecordR\arecords\"&\n" +
+	"\arecords\x18\x01 \x03(\v2\x11.runlog.v1.RecordR\arecords\x12\x18\n" +
+	"\aencoded\x18\x02 \x03(\fR\aencoded\"&\n" +
 	"\rVerifyRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"I\n" +
 	"\aProblem\x12\x10\n" +
