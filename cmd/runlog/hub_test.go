@@ -100,6 +100,18 @@ func waitClosed(t *testing.T, root, id string) {
 	}
 }
 
+// checkSyncedFinished waits until the hub shows run id finished and the
+// service on root let go of its log, then checks that the hub holds exactly
+// the log's records.
+func checkSyncedFinished(t *testing.T, hc runlogv1.HubClient, root, id string) *runlogv1.GetRunResponse {
+	t.Helper()
+	waitHub(t, hc, id, "finished", func(r *runlogv1.GetRunResponse) bool {
+		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
+	})
+	waitClosed(t, root, id)
+	return checkHubHolds(t, hc, id, runPath(root, id))
+}
+
 // syncErrorOf asks the service for a run's last sync error to url.
 func syncErrorOf(t *testing.T, c *client.Client, id, url string) string {
 	t.Helper()
@@ -141,11 +153,7 @@ func TestServiceSyncsAfterHubComesBack(t *testing.T) {
 	h.restart(t)
 	logRows(t, run, 20_000, 1000)
 	finish(t, run)
-	waitHub(t, hc, "down", "finished", func(r *runlogv1.GetRunResponse) bool {
-		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
-	})
-	waitClosed(t, root, "down")
-	got := checkHubHolds(t, hc, "down", runPath(root, "down"))
+	got := checkSyncedFinished(t, hc, root, "down")
 	if got.GetState().GetHistoryRows() != 21_000 {
 		t.Fatalf("hub state: %d history rows, want 21000", got.GetState().GetHistoryRows())
 	}
@@ -185,11 +193,7 @@ func TestServiceKilledMidSync(t *testing.T) {
 		t.Logf("the sync was already done when the service was killed (high water %d)", hw)
 	}
 	svc.launch(t)
-	waitHub(t, hc, "big", "finished", func(r *runlogv1.GetRunResponse) bool {
-		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
-	})
-	waitClosed(t, root, "big")
-	checkHubHolds(t, hc, "big", runPath(root, "big"))
+	checkSyncedFinished(t, hc, root, "big")
 }
 
 func TestHubKilledWhileServiceSyncs(t *testing.T) {
@@ -205,11 +209,7 @@ func TestHubKilledWhileServiceSyncs(t *testing.T) {
 	waitHub(t, hc, "big", "some records", func(r *runlogv1.GetRunResponse) bool { return r.GetRun().GetHighWater() > 0 })
 	h.kill()
 	h.restart(t)
-	waitHub(t, hc, "big", "finished", func(r *runlogv1.GetRunResponse) bool {
-		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
-	})
-	waitClosed(t, root, "big")
-	checkHubHolds(t, hc, "big", runPath(root, "big"))
+	checkSyncedFinished(t, hc, root, "big")
 }
 
 // countingListener accepts TCP connections, counts them and closes them.
@@ -418,11 +418,7 @@ func TestSoakSyncCrashLoop(t *testing.T) {
 		t.Logf("round %d: hub holds %d records", i, hubRun(t, hc, "soak").GetRun().GetHighWater())
 	}
 	finish(t, run)
-	waitHub(t, hc, "soak", "finished", func(r *runlogv1.GetRunResponse) bool {
-		return r.GetState().GetStatus() == runlogv1.RunStatus_RUN_STATUS_FINISHED
-	})
-	waitClosed(t, root, "soak")
-	got := checkHubHolds(t, hc, "soak", runPath(root, "soak"))
+	got := checkSyncedFinished(t, hc, root, "soak")
 	if got.GetState().GetHistoryRows() != rounds*rows {
 		t.Fatalf("hub state has %d history rows, want %d", got.GetState().GetHistoryRows(), rounds*rows)
 	}

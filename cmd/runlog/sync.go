@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/runlog/runlog/mux"
+	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
 )
@@ -82,7 +87,7 @@ const (
 	syncUpToDate = "up_to_date" // the hub held everything already
 	syncDamaged  = "damaged"    // the valid prefix synced, then a damaged record
 	syncFailed   = "failed"     // the hub refused or could not be reached
-	syncSkipped  = "skipped"    // a running service holds the run's log
+	syncSkipped  = "skipped"    // a process that is not a service holds the run's log
 )
 
 // syncRun is one run's outcome.
@@ -97,6 +102,9 @@ type syncRun struct {
 	DamagedSeq uint64  `json:"damaged_seq,omitempty"`
 	Error      string  `json:"error,omitempty"`
 	Seconds    float64 `json:"seconds"`
+	// ThroughService is set when a running service held the log and the
+	// records were read through it.
+	ThroughService bool `json:"through_service,omitempty"`
 }
 
 // syncReport is the --json output.
@@ -133,9 +141,17 @@ Pushes what a hub lacks of the runs under a root: offline runs, and runs a
 service could not sync. The hub's high-water mark decides where each run
 starts, so a repeated sync sends nothing. A damaged run syncs up to the record
 before the damage and is reported with that record's seq; the other runs
-carry on. Works with or without a service on the root; a run the service holds
-open is skipped (the service's own --upstream sender syncs it). Exits 1 if any
-run failed or is damaged.
+carry on. Exits 1 if any run failed or is damaged.
+
+Works whether or not a service runs on the root. A run the service holds open
+is read through the service, each record exactly as the log stores it, so the
+hub's digest is the same as from the file. Its cursor in the log (what
+runlog runs shows as SYNCED) is not moved, as the service holds the file:
+the cursor is advisory, the hub's mark decides what is sent, and the cursor
+catches up the next time the run is synced from the file or by the service.
+If the service syncs the same run to the same hub itself (--upstream), both
+may push at once; the hub keeps each (run, seq) once, so that is harmless. A
+run another process holds (not a service) is skipped and that process named.
 
 Progress goes to stderr, one line per run to stdout (or one JSON object with
 --json).
@@ -308,10 +324,11 @@ func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncRepor
 	return rep, nil
 }
 
-// syncOne syncs one run.
-func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *slog.Logger, sent *atomic.Uint64) syncRun {
+// syncOne syncs one run: from its log file, or through the service that
+// holds it.
+func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *slog.Logger, sent *atomic.Uint64) (res syncRun) {
 	start := time.Now()
-	res := syncRun{RunID: id}
+	res = syncRun{RunID: id}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
 	path := filepath.Join(c.root, "runs", id, "wal.bolt")
 	// Read-write, so the cursor and the last error are kept beside the
@@ -322,8 +339,7 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 	}
 	switch {
 	case errors.Is(err, wal.ErrLocked):
-		res.Result = syncSkipped
-		res.Error = syncHeldMessage(c.root)
+		syncHeld(ctx, c, up, id, path, &res, sent)
 		return res
 	case errors.Is(err, wal.ErrNotExist):
 		res.Result = syncFailed
@@ -350,9 +366,15 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 	err = s.Run(ctx)
 	res.Sent = gained
 	res.HighWater = s.Acked()
+	syncOutcome(&res, err)
+	return res
+}
+
+// syncOutcome sets res's result from how its push ended.
+func syncOutcome(res *syncRun, err error) {
 	var corrupt *wal.CorruptError
 	switch {
-	case err == nil && gained > 0:
+	case err == nil && res.Sent > 0:
 		res.Result = syncSynced
 	case err == nil:
 		res.Result = syncUpToDate
@@ -364,28 +386,252 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 		res.Result = syncFailed
 		res.Error = err.Error()
 	}
-	return res
 }
 
-// syncHeldMessage explains a run whose log a running service holds.
-func syncHeldMessage(root string) string {
-	who := "a running service"
-	if b, err := os.ReadFile(filepath.Join(root, "service.lock")); err == nil {
-		var lock struct {
-			PID int `json:"pid"`
+// syncHeld syncs a run whose log another process holds. The service on the
+// root, when it answers for the run, sends the records as stored (the same
+// connection runlog replay uses); otherwise the run is skipped and the
+// holder named.
+func syncHeld(ctx context.Context, c syncConfig, up *sender.Hub, id, path string, res *syncRun, sent *atomic.Uint64) {
+	svc, err := replayDial(ctx, c.root, id)
+	if err != nil {
+		res.Result = syncSkipped
+		res.Error = replayLockedError(c.root, id, path, err).Error()
+		return
+	}
+	defer svc.conn.Close()
+	res.ThroughService = true
+	p := &servicePush{svc: svc, up: up, id: id, path: path, onAck: func(_, added uint64) {
+		res.Sent += added
+		sent.Add(added)
+	}}
+	err = p.run(ctx, c.retries)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("sync run %s to %s through the service: %w", id, up.URL(), err)
+	}
+	res.HighWater, res.LastSeq = p.acked, p.last
+	syncOutcome(res, err)
+}
+
+// Bounds of a push through the service, as the sender's defaults: a batch
+// holds at most servicePushRecords records or servicePushBytes bytes (a
+// larger record goes alone), and at most servicePushInflight batches wait
+// for their ack.
+const (
+	servicePushRecords  = 4096
+	servicePushBytes    = 1 << 20
+	servicePushInflight = 4
+)
+
+// servicePush pushes a run to the hub from the service that holds its log.
+// Like a sender it starts each session at the hub's mark and sends the
+// records after it exactly as stored, but it reads them from the service's
+// Read stream (encoded) and leaves the cursor alone: only the service may
+// write the log. Memory stays bounded: one batch being filled, the batches
+// in flight, and the gRPC windows.
+type servicePush struct {
+	svc   *replayService
+	up    sender.Upstream
+	id    string
+	path  string // the log's, for errors
+	onAck func(highWater, added uint64)
+
+	acked uint64 // the hub's mark as last acknowledged
+	last  uint64 // the last seq the service sent (the log's end when a session ends)
+}
+
+// run pushes until the hub holds every record the service sent, retrying
+// failed sessions with backoff; attempts bounds the failures in a row
+// without progress. A damaged record ends it with an error wrapping a
+// *wal.CorruptError once the records before it are acknowledged.
+func (p *servicePush) run(ctx context.Context, attempts int) error {
+	failures := 0
+	for {
+		progressed, err := p.session(ctx)
+		if err == nil {
+			return nil
 		}
-		if json.Unmarshal(b, &lock) == nil && lock.PID > 0 {
-			who = fmt.Sprintf("the service (pid %d)", lock.PID)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progressed {
+			failures = 0
+		}
+		failures++
+		if sender.Permanent(err) {
+			return err
+		}
+		if failures >= max(attempts, 1) {
+			return fmt.Errorf("gave up after %d attempts: %w", failures, err)
+		}
+		if status.Code(err) == codes.FailedPrecondition && failures == 1 {
+			continue // the hub's mark moved back: start again from it
+		}
+		// Full jitter over an exponentially growing window, capped at 5s.
+		d := min(250*time.Millisecond<<min(failures-1, 8), 5*time.Second)
+		t := time.NewTimer(time.Duration(rand.Float64() * float64(d)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
 		}
 	}
-	return who + " has the run open; start the service with --upstream to sync it, or sync again once the run is closed"
+}
+
+// session asks the hub for its mark, reads the run from it through the
+// service and sends the rest in batches, several in flight, until the
+// service's stream ends and every batch is acknowledged.
+func (p *servicePush) session(ctx context.Context) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := p.up.Open(ctx, p.id)
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+
+	type inflight struct{ batch, last uint64 }
+	var pending []inflight
+	// recv takes the next ack. A Send that failed with io.EOF (the hub
+	// ended the session) learns the reason here too.
+	recv := func() error {
+		b, hw, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 || b != pending[0].batch {
+			return status.Errorf(codes.Internal, "hub answered batch %d out of order", b)
+		}
+		want := pending[0]
+		pending = pending[1:]
+		if hw < want.last {
+			return status.Errorf(codes.Internal, "hub acknowledged up to seq %d a batch ending at %d", hw, want.last)
+		}
+		if hw > p.acked {
+			p.onAck(hw, hw-p.acked)
+			p.acked = hw
+			progressed = true
+		}
+		return nil
+	}
+	send := func(batch uint64, recs [][]byte) error {
+		err := st.Send(batch, recs)
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		for {
+			if _, _, err := st.Recv(); err != nil {
+				return err
+			}
+		}
+	}
+
+	if err := send(0, nil); err != nil {
+		return false, err
+	}
+	_, hw, err := st.Recv()
+	if err != nil {
+		return false, err
+	}
+	p.acked = hw
+	// The mark itself is read again, and dropped: a log that lacks it is
+	// not the run the hub holds.
+	from, skip := max(hw, 1), hw > 0
+	rs, err := p.svc.c.Read(ctx, &runlogv1.ReadRequest{RunId: p.id, FromSeq: from, Encoded: true})
+	if err != nil {
+		return false, fmt.Errorf("read through the service: %w", err)
+	}
+	var (
+		next    = from // the seq of the next record the service sends
+		batch   uint64
+		recs    [][]byte
+		size    int
+		readErr error
+	)
+	flush := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		for len(pending) >= servicePushInflight {
+			if err := recv(); err != nil {
+				return err
+			}
+		}
+		batch++
+		if err := send(batch, recs); err != nil {
+			return err
+		}
+		// Send encoded the request: the slice may be reused.
+		pending = append(pending, inflight{batch: batch, last: next - 1})
+		clear(recs)
+		recs, size = recs[:0], 0
+		return nil
+	}
+	for readErr == nil {
+		resp, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		for _, r := range resp.GetEncoded() {
+			if skip {
+				skip = false
+				next++
+				continue
+			}
+			if len(recs) > 0 && (len(recs) >= servicePushRecords || size+len(r) > servicePushBytes) {
+				if err := flush(); err != nil {
+					return progressed, err
+				}
+			}
+			recs = append(recs, r)
+			size += len(r)
+			next++
+		}
+	}
+	if readErr == nil && skip {
+		return false, fmt.Errorf("%w: the hub holds %d records of run %s, the service's log fewer; was another run with the same id synced there?",
+			sender.ErrConflict, hw, p.id)
+	}
+	// What was read goes out before a damaged record is reported.
+	if err := flush(); err != nil {
+		return progressed, err
+	}
+	for len(pending) > 0 {
+		if err := recv(); err != nil {
+			return progressed, err
+		}
+	}
+	switch {
+	case readErr == nil:
+		p.last = next - 1
+		return progressed, nil
+	case status.Code(readErr) == codes.DataLoss:
+		p.last = next - 1
+		// The service's message wraps the log's *wal.CorruptError: keep
+		// what it says about the record.
+		msg := status.Convert(readErr).Message()
+		if _, what, ok := strings.Cut(msg, fmt.Sprintf("corrupt record at seq %d: ", next)); ok {
+			msg = what
+		}
+		return progressed, &wal.CorruptError{Path: p.path, Seq: next, Err: errors.New(msg)}
+	}
+	return progressed, fmt.Errorf("read through the service: %w", readErr)
 }
 
 // syncLine is the line printed for one run.
 func syncLine(r syncRun) string {
+	via := ""
+	if r.ThroughService {
+		via = " through the service"
+	}
 	switch r.Result {
 	case syncSynced:
-		return fmt.Sprintf("run %s: synced %d records, hub holds 1..%d", r.RunID, r.Sent, r.HighWater)
+		return fmt.Sprintf("run %s: synced %d records%s, hub holds 1..%d", r.RunID, r.Sent, via, r.HighWater)
 	case syncUpToDate:
 		return fmt.Sprintf("run %s: up to date, hub holds 1..%d, nothing sent", r.RunID, r.HighWater)
 	case syncDamaged:

@@ -15,7 +15,7 @@ import (
 
 // The figures of upstream sync, measured with real processes:
 //
-//	go test -run '^$' -bench 'SyncOffline|BacklogRSS' -benchtime 1x ./cmd/runlog/
+//	go test -run '^$' -bench 'SyncOffline|SyncHeld|BacklogRSS' -benchtime 1x ./cmd/runlog/
 //
 // RUNLOG_BENCH_RECORDS overrides the number of records (1,000,000 for the
 // sync, 5,000,000 for the backlog).
@@ -31,9 +31,11 @@ func benchRecords(b *testing.B, def int) int {
 	return def
 }
 
-// logThroughService logs one finished run of n 10-key history rows through a
-// service on root and returns the service, still running.
-func logThroughService(b *testing.B, root, id string, n int, serviceArgs ...string) *serviceProc {
+// logThroughService logs one run of n 10-key history rows through a service
+// on root and returns the service, still running. The run is finished,
+// unless open is set: then a client of this process stays attached to it
+// until the benchmark ends, so the service holds the run's log.
+func logThroughService(b *testing.B, root, id string, n int, open bool, serviceArgs ...string) *serviceProc {
 	b.Helper()
 	s := startService(b, root, serviceArgs...)
 	ctx := context.Background()
@@ -41,7 +43,7 @@ func logThroughService(b *testing.B, root, id string, n int, serviceArgs ...stri
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { c.Close() })
 	run, err := c.Init(ctx, client.RunOptions{ID: id, Project: "bench"})
 	if err != nil {
 		b.Fatal(err)
@@ -55,20 +57,22 @@ func logThroughService(b *testing.B, root, id string, n int, serviceArgs ...stri
 			b.Fatal(err)
 		}
 	}
+	if open {
+		if err := run.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
 	if err := run.Finish(ctx, 0); err != nil {
 		b.Fatal(err)
 	}
+	c.Close()
 	return s
 }
 
-// BenchmarkSyncOffline1M measures `runlog sync` of one run of 1,000,000
-// records (10 scalar keys per row) into a hub on loopback with its bbolt
-// store, fsync on: the figure is records_per_sec of the sync process.
-func BenchmarkSyncOffline1M(b *testing.B) {
-	n := benchRecords(b, 1_000_000)
-	root := b.TempDir()
-	svc := logThroughService(b, root, "big", n, "--offline")
-	svc.stop()
+// benchSync runs `runlog sync --all` of root into a new hub b.N times and
+// reports the sync's records/s; every run must send at least n records.
+func benchSync(b *testing.B, root string, n int) {
 	b.ResetTimer()
 	var rate float64
 	for range b.N {
@@ -93,6 +97,26 @@ func BenchmarkSyncOffline1M(b *testing.B) {
 	b.ReportMetric(rate, "records/s")
 }
 
+// BenchmarkSyncOffline1M measures `runlog sync` of one run of 1,000,000
+// records (10 scalar keys per row) into a hub on loopback with its bbolt
+// store, fsync on: the figure is records_per_sec of the sync process.
+func BenchmarkSyncOffline1M(b *testing.B) {
+	n := benchRecords(b, 1_000_000)
+	root := b.TempDir()
+	svc := logThroughService(b, root, "big", n, false, "--offline")
+	svc.stop()
+	benchSync(b, root, n)
+}
+
+// BenchmarkSyncHeld1M is BenchmarkSyncOffline1M with the run open in a
+// running service: runlog sync reads it through the service.
+func BenchmarkSyncHeld1M(b *testing.B) {
+	n := benchRecords(b, 1_000_000)
+	root := b.TempDir()
+	logThroughService(b, root, "big", n, true, "--offline", "--crash-grace", "1h")
+	benchSync(b, root, n)
+}
+
 // BenchmarkServiceBacklogRSS logs a 5,000,000-record run through a service
 // whose upstream hub is down and reports the service's peak resident memory
 // (VmHWM) and its resident memory at the end (VmRSS, with RssAnon, the part
@@ -104,7 +128,7 @@ func BenchmarkServiceBacklogRSS(b *testing.B) {
 	h.stop() // the hub is down for the whole run
 	for range b.N {
 		root := b.TempDir()
-		svc := logThroughService(b, root, "backlog", n, "--upstream", h.URL)
+		svc := logThroughService(b, root, "backlog", n, false, "--upstream", h.URL)
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", svc.cmd.Process.Pid))
 		if err != nil {
 			b.Fatal(err)

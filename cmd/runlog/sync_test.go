@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -8,9 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/runlog/runlog/client"
+	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/store/storetest"
 	"github.com/runlog/runlog/wal"
@@ -29,6 +36,7 @@ type syncJSON struct {
 		LastSeq    uint64 `json:"last_seq"`
 		DamagedSeq uint64 `json:"damaged_seq"`
 		Error      string `json:"error"`
+		Through    bool   `json:"through_service"`
 	} `json:"runs"`
 	Total       int    `json:"total"`
 	Synced      int    `json:"synced"`
@@ -240,5 +248,158 @@ func TestSyncOverTLS(t *testing.T) {
 	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--retries", "1", "--all")
 	if code != 1 || !strings.Contains(rep.Runs[0].Error, "certificate") {
 		t.Fatalf("untrusted certificate: exit %d, %+v", code, rep)
+	}
+}
+
+// itemsFirstHistory is a history record whose row holds its items before its
+// step: valid protobuf an encoder never writes, so decoding it and encoding
+// it again changes its bytes, and the hub's digest would tell.
+func itemsFirstHistory(t *testing.T, clientSeq uint64, step int64) []byte {
+	t.Helper()
+	item, err := proto.Marshal(&runlogv1.Item{Key: "metric/0", Value: &runlogv1.Value{Kind: &runlogv1.Value_DoubleValue{DoubleValue: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), item)
+	row = protowire.AppendVarint(protowire.AppendTag(row, 1, protowire.VarintType), uint64(step))
+	rec := muxtest.Encode(t, &runlogv1.Record{ClientSeq: clientSeq})
+	return protowire.AppendBytes(protowire.AppendTag(rec, 12, protowire.BytesType), row)
+}
+
+// TestSyncRunHeldByService syncs a run that a running service holds open
+// (an offline run, so the service sends it nowhere itself) beside a closed
+// run: the held one goes through the service with its bytes as stored, a
+// second sync sends nothing, and once the run is finished and closed the
+// hub's digest equals the log's.
+func TestSyncRunHeldByService(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	root := t.TempDir()
+	free := makeRun(t, root, "free", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
+	svc := startService(t, root, "--offline")
+	_, c := dialService(t, svc.port.Unix)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ir, err := c.Init(ctx, &runlogv1.InitRequest{RunId: "held", ClientPid: int64(os.Getpid()), Info: &runlogv1.RunInfo{Project: "p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.CloseSend()
+	const rows = 6000 // several read chunks and hub batches
+	publishBatch(t, st, "held", ir.ClientId, 1, muxtest.HistoryBatch(t, 1, 0, rows/2, 3))
+	publishBatch(t, st, "held", ir.ClientId, 2, [][]byte{itemsFirstHistory(t, rows/2+1, rows/2)})
+	publishBatch(t, st, "held", ir.ClientId, 3, muxtest.HistoryBatch(t, rows/2+2, rows/2+1, rows/2, 3))
+	const held = rows + 2 // with the run info
+
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 0 || !rep.OK || rep.Synced != 2 || rep.Skipped != 0 {
+		t.Fatalf("sync: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	for _, r := range rep.Runs {
+		switch r.RunID {
+		case "held":
+			if r.Result != "synced" || !r.Through || r.Sent != held || r.HighWater != held || r.LastSeq != held {
+				t.Fatalf("held run: %+v, want %d records sent through the service", r, held)
+			}
+		case "free":
+			if r.Result != "synced" || r.Through {
+				t.Fatalf("closed run: %+v, want synced from its file", r)
+			}
+		}
+	}
+	checkHubHolds(t, hc, "free", free)
+
+	code, rep, stderr = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 0 || rep.UpToDate != 2 || rep.RecordsSent != 0 || !strings.Contains(stderr, "nothing to send") {
+		t.Fatalf("second sync: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	if code, stdout, _ := runCmd(t, "sync", "--root", root, "--upstream", h.URL, "held"); code != 0 || !strings.Contains(stdout, "run held: up to date") {
+		t.Fatalf("text output: exit %d\n%s", code, stdout)
+	}
+
+	// The service lets go of the run once it is finished: the hub holds
+	// records 1..held exactly as the file stores them.
+	if _, err := c.Finish(ctx, &runlogv1.FinishRequest{RunId: "held", ClientId: ir.ClientId}); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, root, "held")
+	l, err := wal.Open(runPath(root, "held"), wal.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, n, err := storetest.LogDigest(l, held)
+	l.Close()
+	if err != nil || n != held {
+		t.Fatalf("log digest: %d records, %v", n, err)
+	}
+	got := hubRun(t, hc, "held")
+	if got.GetRun().GetHighWater() != held || !bytes.Equal(got.GetRun().GetDigest(), d) {
+		t.Fatalf("hub holds %d records of the held run, digest match %v; want %d and the log's digest",
+			got.GetRun().GetHighWater(), bytes.Equal(got.GetRun().GetDigest(), d), held)
+	}
+	// Synced from the file now: only the exit record is new, and the
+	// cursor, which the service's copy could not move, catches up.
+	code, rep, stderr = syncJSONRun(t, "--root", root, "--upstream", h.URL, "held")
+	if code != 0 || rep.Runs[0].Through || rep.RecordsSent != 1 {
+		t.Fatalf("sync of the closed run: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	checkHubHolds(t, hc, "held", runPath(root, "held"))
+	l, err = wal.Open(runPath(root, "held"), wal.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if cur, _ := l.Cursor("upstream:" + h.URL); cur != held+1 {
+		t.Fatalf("cursor %d after the sync from the file, want %d", cur, held+1)
+	}
+}
+
+// TestSyncBesideTheServicesSender: the service syncs a run to the hub itself
+// while runlog sync pushes the same run through it. Both may send the same
+// records; the hub ends with each once.
+func TestSyncBesideTheServicesSender(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	root := t.TempDir()
+	startService(t, root, "--upstream", h.URL)
+	c := connect(t, root)
+	run, err := c.Init(context.Background(), client.RunOptions{ID: "both", Project: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, run, 0, 20_000)
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "both")
+	if code != 0 || !rep.OK || !rep.Runs[0].Through || rep.Runs[0].HighWater < rep.Runs[0].LastSeq || rep.Runs[0].LastSeq < 20_001 {
+		t.Fatalf("sync beside the service: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	logRows(t, run, 20_000, 1000)
+	finish(t, run)
+	checkSyncedFinished(t, hc, root, "both")
+}
+
+// TestSyncDamagedRunHeldByService: a damaged run that the service holds (it
+// opens every run without an exit at start) syncs through the service up to
+// the record before the damage, and is reported at that record.
+func TestSyncDamagedRunHeldByService(t *testing.T) {
+	h := startHub(t)
+	hc := h.client(t)
+	root := t.TempDir()
+	path := makeRun(t, root, "torn", storetest.Run{Rows: 3000, Keys: 2})
+	damageRecord(t, path, 2345)
+	startService(t, root, "--offline", "--crash-grace", "1h")
+
+	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
+	if code != 1 || rep.OK || rep.Damaged != 1 {
+		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
+	}
+	if r := rep.Runs[0]; !r.Through || r.DamagedSeq != 2345 || r.HighWater != 2344 || !strings.Contains(r.Error, "seq 2345") {
+		t.Fatalf("damaged run reported as %+v", r)
+	}
+	if r := hubRun(t, hc, "torn"); r.GetRun().GetHighWater() != 2344 {
+		t.Fatalf("hub holds %d records of the damaged run, want the 2344 before the damage", r.GetRun().GetHighWater())
 	}
 }
