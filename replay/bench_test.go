@@ -55,6 +55,33 @@ func BenchmarkFold(b *testing.B) {
 	b.ReportMetric(float64(benchRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
+// BenchmarkDecodeEvent measures decoding encoded records held in memory and
+// folding them, as the hub's store does: the log read is not measured.
+func BenchmarkDecodeEvent(b *testing.B) {
+	l := benchLog(b, benchRecords)
+	var recs [][]byte
+	err := l.Scan(1, func(seq uint64, data []byte) error {
+		recs = append(recs, append([]byte(nil), data...))
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s := replay.NewState("bench")
+		for _, data := range recs {
+			e, err := replay.DecodeEvent(data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.ApplyEvent(&e)
+		}
+	}
+	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
 // BenchmarkHistory measures streaming the live history of every key.
 func BenchmarkHistory(b *testing.B) {
 	l := benchLog(b, benchRecords)

@@ -16,6 +16,10 @@
 //   - A history row at step s written at seq q is live iff no rewind with a
 //     seq after q has a step <= s. History, Sample and State.HistoryRows all
 //     apply this rule.
+//   - Folding encoded records (State.ApplyEncoded, DecodeEvent with
+//     State.ApplyEvent, Fold) gives exactly the state Apply gives their
+//     decoding, and fails exactly when proto.Unmarshal fails. History rows
+//     and stats, most of a run, are checked without building their items.
 //   - The step floor (State.LastStep) is the step of the last history row, or
 //     the step of a rewind that came after it, and -1 for a run without
 //     history: the same value as wal.Log.LastStep, the lowest step the next

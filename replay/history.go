@@ -294,27 +294,13 @@ func Fold(src Source, runID string, to uint64) (*State, error) {
 // of the log), so a caller that keeps a State folds only what is new. On
 // error s holds the records before the one that failed.
 func (s *State) Fold(src Source, to uint64) error {
-	var r runlogv1.Record
-	noKeys := map[string]bool{}
 	err := src.Scan(s.lastSeq+1, func(seq uint64, data []byte) error {
 		if to != 0 && seq > to {
 			return errStop
 		}
-		// A history row only adds its step: check it is a valid row without
-		// building its items.
-		if h, err := parseWire(data); err == nil && h.payloads == 1 && h.kind == KindHistory {
-			if step, err := stepOf(h.payload); err == nil {
-				if _, ok := decodeRowWire(h.payload, noKeys); ok {
-					s.applyHeader(h.seq, h.time, KindHistory)
-					s.applyStep(step)
-					return nil
-				}
-			}
-		}
-		if err := proto.Unmarshal(data, &r); err != nil {
+		if err := s.ApplyEncoded(data); err != nil {
 			return fmt.Errorf("decode record %d: %w", seq, err)
 		}
-		s.Apply(&r)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {

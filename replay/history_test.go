@@ -302,32 +302,3 @@ func (s rawSource) Scan(from uint64, fn func(uint64, []byte) error) error {
 	}
 	return nil
 }
-
-// FuzzFold checks that folding an encoded record equals applying its
-// decoding, and fails exactly when decoding fails.
-func FuzzFold(f *testing.F) {
-	for _, r := range jsonRecords() {
-		b, _ := proto.Marshal(r)
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := Fold(rawSource{data}, "r", 0)
-		var r runlogv1.Record
-		if derr := proto.Unmarshal(data, &r); derr != nil {
-			if err == nil {
-				t.Fatalf("decode fails (%v), fold took the record", derr)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("decode works, fold failed: %v", err)
-		}
-		want := NewState("r")
-		want.Apply(&r)
-		a, _ := got.MarshalBinary()
-		b, _ := want.MarshalBinary()
-		if !bytes.Equal(a, b) {
-			t.Fatalf("fold\n%v\napply\n%v", got.Proto(), want.Proto())
-		}
-	})
-}

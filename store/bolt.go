@@ -199,10 +199,11 @@ func (b *Bolt) Close() error {
 
 // pending is one record of an append, prepared outside the writer.
 type pending struct {
-	seq uint64
-	val []byte           // CRC-32C + record bytes, the stored value
-	msg *runlogv1.Record // decoded; nil for a known duplicate
-	err error            // why the record cannot be stored
+	seq     uint64
+	val     []byte       // CRC-32C + record bytes, the stored value
+	ev      replay.Event // decoded for the fold
+	decoded bool         // false for a known duplicate
+	err     error        // why the record cannot be stored
 }
 
 // appendReq is one Append waiting for the writer.
@@ -251,12 +252,12 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 		if seq <= known {
 			continue // a duplicate: the writer skips it without looking
 		}
-		msg, err := foldRecord(data)
+		ev, err := replay.DecodeEvent(data)
 		if err != nil {
 			p.err = fmt.Errorf("does not decode: %w", err)
 			continue
 		}
-		p.msg = msg
+		p.ev, p.decoded = ev, true
 		off := len(buf)
 		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(data, castagnoli))
 		buf = append(buf, data...)
@@ -482,7 +483,7 @@ func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) 
 			return rc.hw, &RecordError{RunID: req.runID, Seq: p.seq, Index: i,
 				Err: fmt.Errorf("follows the run's exit record at seq %d", rc.hw)}
 		}
-		if p.msg == nil {
+		if !p.decoded {
 			// Append thought it a duplicate from a mark that a failed
 			// commit has since taken back; it cannot be stored unseen.
 			return rc.hw, &RecordError{RunID: req.runID, Seq: p.seq, Index: i,
@@ -500,7 +501,7 @@ func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) 
 			return rc.hw, fmt.Errorf("put run %s seq %d: %w", req.runID, p.seq, err)
 		}
 		rc.digest.Add(p.val[4:])
-		rc.state.Apply(p.msg)
+		rc.state.ApplyEvent(&p.ev)
 		rc.hw = p.seq
 		rc.dirty = true
 	}

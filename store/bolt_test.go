@@ -164,6 +164,11 @@ func TestAppendStopsAtBadRecord(t *testing.T) {
 		{"no seq", append(append([][]byte{}, recs[:3]...), mustMarshal(t, &runlogv1.Record{ClientId: "x"})), 3, 0},
 		{"after exit", append(append([][]byte{}, recs...), mustMarshal(t, &runlogv1.Record{Seq: uint64(n + 1)})), uint64(n), uint64(n + 1)},
 		{"payload does not decode", append(append([][]byte{}, recs[:4]...), append(mustMarshal(t, &runlogv1.Record{Seq: 5}), 0x52, 0x02, 0x0a, 0x05)), 4, 5},
+		// Rows and stats are checked without building their items; a key
+		// that is not UTF-8 must still be refused, or readers of the run
+		// would fail on it later.
+		{"history key not UTF-8", append(append([][]byte{}, recs[:4]...), append(mustMarshal(t, &runlogv1.Record{Seq: 5}), 0x62, 0x07, 0x08, 0x03, 0x12, 0x03, 0x0a, 0x01, 0xff)), 4, 5},
+		{"stats key not UTF-8", append(append([][]byte{}, recs[:6]...), append(mustMarshal(t, &runlogv1.Record{Seq: 7}), 0x82, 0x01, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0xc3)), 6, 7},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
