@@ -33,7 +33,7 @@ type Row struct {
 }
 
 // HistoryOptions select what History reads. The zero value reads every key
-// of the whole log.
+// of every row of the whole log.
 type HistoryOptions struct {
 	// Keys restricts rows to these keys; rows that have none of them are
 	// skipped. Empty means every key.
@@ -41,10 +41,24 @@ type HistoryOptions struct {
 	// To is the last seq to read, as if the log ended there. Zero means the
 	// end of the log.
 	To uint64
+	// FromStep and ToStep bound the rows' steps, both inclusive: rows below
+	// a positive FromStep, and rows above ToStep when HasToStep is set, are
+	// skipped. Whether a row is live does not depend on them: a rewind
+	// outside the range still drops the rows at or after its step.
+	FromStep  int64
+	ToStep    int64
+	HasToStep bool
 }
 
-// History calls fn with each live history row, in log order: a row is live
-// when no later rewind has a step at or below its step. It reads src twice:
+// inSteps reports whether a row at step is within the step range.
+func (o *HistoryOptions) inSteps(step int64) bool {
+	return (o.FromStep <= 0 || step >= o.FromStep) && (!o.HasToStep || step <= o.ToStep)
+}
+
+// History calls fn with each live history row that opts select, in log
+// order: a row is live when no later rewind has a step at or below its step.
+// Rows outside the step range are skipped before their items are decoded.
+// It reads src twice:
 // once for the rewinds and the end of the log, then for the rows. The rows
 // passed to fn are fresh; fn may keep them. An error from fn stops the read
 // and is returned.
@@ -57,6 +71,9 @@ func History(src Source, opts HistoryOptions, fn func(Row) error) error {
 		}
 	}
 	return liveRows(src, opts.To, func(seq uint64, step int64, payload []byte) error {
+		if !opts.inSteps(step) {
+			return nil
+		}
 		// Without decoding the items a caller did not ask for, when the row
 		// is as encoders write it.
 		if items, ok := decodeRowWire(payload, want); ok {
@@ -93,11 +110,17 @@ func CountHistory(src Source, to uint64) (uint64, error) {
 	return n, err
 }
 
-// Sample returns up to max live history rows for keys (every key when keys
-// is empty), spread evenly over the rows that have at least one of the keys,
-// always including the last such row. max <= 0 means 1000. Memory is bounded
-// by 2*max rows whatever the length of the history.
+// Sample is SampleHistory of keys (every key when keys is empty) up to seq
+// to (0: the end of the log).
 func Sample(src Source, keys []string, max int, to uint64) ([]*runlogv1.HistorySample, error) {
+	return SampleHistory(src, HistoryOptions{Keys: keys, To: to}, max)
+}
+
+// SampleHistory returns up to max of the rows History reads with opts,
+// spread evenly over them and always including the last one. max <= 0 means
+// 1000. It reads the log as History does, streaming: memory is bounded by
+// 2*max rows whatever the length of the history.
+func SampleHistory(src Source, opts HistoryOptions, max int) ([]*runlogv1.HistorySample, error) {
 	if max <= 0 {
 		max = 1000
 	}
@@ -107,7 +130,7 @@ func Sample(src Source, keys []string, max int, to uint64) ([]*runlogv1.HistoryS
 		idx    uint64
 		last   Row
 	)
-	err := History(src, HistoryOptions{Keys: keys, To: to}, func(r Row) error {
+	err := History(src, opts, func(r Row) error {
 		if idx%stride == 0 {
 			buf = append(buf, r)
 			if len(buf) >= 2*max {

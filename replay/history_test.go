@@ -302,3 +302,96 @@ func (s rawSource) Scan(from uint64, fn func(uint64, []byte) error) error {
 	}
 	return nil
 }
+
+func TestHistoryStepRange(t *testing.T) {
+	// Rows from step -2 (only a hand-made log has those) to 2999, with
+	// rewinds that drop rows on both sides of every range below.
+	var recs []*runlogv1.Record
+	rows := func(from, to int64) {
+		for s := from; s <= to; s++ {
+			recs = append(recs, histRec(s))
+		}
+	}
+	rows(-2, 1199)
+	recs = append(recs, rewindRec(900))
+	rows(900, 2199)
+	recs = append(recs, rewindRec(1500))
+	rows(1500, 2999)
+	recs = append(recs, rewindRec(2500))
+	l := waltest.Open(t)
+	if err := l.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	stamp(recs) // the seqs the log gave them
+	last := int64(2499)
+	cases := []struct {
+		name string
+		opts HistoryOptions
+	}{
+		{"everything", HistoryOptions{}},
+		{"from a step", HistoryOptions{FromStep: last / 2}},
+		{"up to a step", HistoryOptions{ToStep: last / 3, HasToStep: true}},
+		{"up to step 0", HistoryOptions{ToStep: 0, HasToStep: true}},
+		{"a window", HistoryOptions{FromStep: last / 3, ToStep: last / 2, HasToStep: true}},
+		{"one step", HistoryOptions{FromStep: last / 4, ToStep: last / 4, HasToStep: true}},
+		{"a window of a prefix", HistoryOptions{FromStep: 10, ToStep: last / 2, HasToStep: true, To: 1500}},
+		{"beyond the last step", HistoryOptions{FromStep: last + 1}},
+		{"an empty range", HistoryOptions{FromStep: 20, ToStep: 19, HasToStep: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.opts
+			prefix := recs
+			if o.To != 0 {
+				prefix = recs[:o.To]
+			}
+			// The definition: live rows of the prefix, then the range.
+			var want []*runlogv1.Record
+			for _, r := range liveRowsOf(prefix) {
+				s := r.GetHistory().Step
+				if (o.FromStep <= 0 || s >= o.FromStep) && (!o.HasToStep || s <= o.ToStep) {
+					want = append(want, r)
+				}
+			}
+			var got []Row
+			if err := History(l, o, func(r Row) error { got = append(got, r); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d rows, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i].Seq != want[i].Seq || got[i].Step != want[i].GetHistory().Step {
+					t.Fatalf("row %d: seq %d step %d, want seq %d step %d", i, got[i].Seq, got[i].Step, want[i].Seq, want[i].GetHistory().Step)
+				}
+			}
+			for _, max := range []int{1, 5, 64} {
+				s, err := SampleHistory(l, o, max)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(s) != min(max, len(want)) {
+					t.Fatalf("max %d: %d samples of %d rows", max, len(s), len(want))
+				}
+				if len(s) == 0 {
+					continue
+				}
+				// Samples are rows of the range, in order, ending with its
+				// last row.
+				j := 0
+				for _, x := range s {
+					for j < len(want) && want[j].GetHistory().Step != x.Step {
+						j++
+					}
+					if j == len(want) {
+						t.Fatalf("max %d: sample at step %d is not a row of the range, in order", max, x.Step)
+					}
+					j++
+				}
+				if end := want[len(want)-1].GetHistory().Step; s[len(s)-1].Step != end {
+					t.Fatalf("max %d: last sample at step %d, want %d", max, s[len(s)-1].Step, end)
+				}
+			}
+		})
+	}
+}

@@ -759,84 +759,20 @@ func (s *source) Scan(from uint64, fn func(seq uint64, data []byte) error) error
 
 // history streams the live rows of src up to seq to that match q.
 func history(src replay.Source, to uint64, q HistoryQuery, fn func(*runlogv1.HistorySample) error) error {
-	in := func(step int64) bool {
-		return step >= q.MinStep && (!q.HasMaxStep || step <= q.MaxStep)
-	}
+	opts := replay.HistoryOptions{Keys: q.Keys, To: to, FromStep: q.MinStep, ToStep: q.MaxStep, HasToStep: q.HasMaxStep}
 	if q.MaxSamples <= 0 {
-		return replay.History(src, replay.HistoryOptions{Keys: q.Keys, To: to}, func(r replay.Row) error {
-			if !in(r.Step) {
-				return nil
-			}
+		return replay.History(src, opts, func(r replay.Row) error {
 			return fn(&runlogv1.HistorySample{Step: r.Step, Items: r.Items})
 		})
 	}
-	var s sampler
-	s.max = q.MaxSamples
-	err := replay.History(src, replay.HistoryOptions{Keys: q.Keys, To: to}, func(r replay.Row) error {
-		if in(r.Step) {
-			s.add(r)
-		}
-		return nil
-	})
+	samples, err := replay.SampleHistory(src, opts, q.MaxSamples)
 	if err != nil {
 		return err
 	}
-	for _, r := range s.rows() {
-		if err := fn(&runlogv1.HistorySample{Step: r.Step, Items: r.Items}); err != nil {
+	for _, s := range samples {
+		if err := fn(s); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// sampler keeps up to max rows spread evenly over a stream of unknown length
-// and its last row, in at most 2*max rows of memory: it keeps every
-// stride-th row and doubles the stride when the buffer fills.
-type sampler struct {
-	max    int
-	buf    []replay.Row
-	stride uint64
-	n      uint64
-	last   replay.Row
-}
-
-func (s *sampler) add(r replay.Row) {
-	if s.stride == 0 {
-		s.stride = 1
-	}
-	if s.n%s.stride == 0 {
-		s.buf = append(s.buf, r)
-		if len(s.buf) >= 2*s.max {
-			for i := range len(s.buf) / 2 {
-				s.buf[i] = s.buf[2*i]
-			}
-			clear(s.buf[len(s.buf)/2:])
-			s.buf = s.buf[:len(s.buf)/2]
-			s.stride *= 2
-		}
-	}
-	s.last = r
-	s.n++
-}
-
-func (s *sampler) rows() []replay.Row {
-	if s.n == 0 {
-		return nil
-	}
-	pick := s.buf
-	if len(pick) > s.max {
-		pick = make([]replay.Row, 0, s.max)
-		if s.max > 1 {
-			for i := range s.max - 1 {
-				pick = append(pick, s.buf[i*len(s.buf)/(s.max-1)])
-			}
-		}
-	}
-	if len(pick) == 0 || pick[len(pick)-1].Seq != s.last.Seq {
-		if len(pick) >= s.max {
-			pick = pick[:s.max-1]
-		}
-		pick = append(pick, s.last)
-	}
-	return pick
 }

@@ -357,6 +357,10 @@ func TestHistoryQueries(t *testing.T) {
 			t.Fatalf("samples out of order: %v", got)
 		}
 	}
+	got, _ = steps(store.HistoryQuery{MinStep: 10, MaxStep: 39, HasMaxStep: true, MaxSamples: 4})
+	if len(got) != 4 || got[0] != 10 || got[3] != 39 || got[1] <= 10 || got[2] <= got[1] || got[2] >= 39 {
+		t.Fatalf("4 samples of steps 10..39: %v", got)
+	}
 	got, _ = steps(store.HistoryQuery{MaxSamples: 1000})
 	if len(got) != 60 {
 		t.Fatalf("more samples than rows: %d rows, want 60", len(got))

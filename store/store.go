@@ -52,8 +52,8 @@ type HistoryQuery struct {
 	// Keys restricts rows to these keys; rows with none of them are skipped.
 	// Empty means every key.
 	Keys []string
-	// MinStep and MaxStep bound the steps, both inclusive. HasMaxStep false
-	// means no upper bound.
+	// MinStep and MaxStep bound the steps, both inclusive. MinStep zero or
+	// below means no lower bound, HasMaxStep false no upper bound.
 	MinStep    int64
 	MaxStep    int64
 	HasMaxStep bool
