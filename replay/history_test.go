@@ -1,8 +1,8 @@
 package replay
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -280,11 +280,7 @@ func TestFoldEqualsApply(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, _ := got.MarshalBinary()
-		b, _ := want.MarshalBinary()
-		if !bytes.Equal(a, b) {
-			t.Fatalf("to %d: fold\n%v\napply\n%v", to, got.Proto(), want.Proto())
-		}
+		sameState(t, fmt.Sprintf("to %d: fold, apply", to), got, want)
 	}
 }
 
