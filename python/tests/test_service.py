@@ -341,6 +341,40 @@ def test_sigterm_during_finish_completes_it(tmp_path, root, runlog_bin):
         ("finished", 0), ("killed", 128 + signal.SIGTERM))
 
 
+def test_sigterm_reaches_the_programs_handler_every_time(tmp_path, root, runlog_bin):
+    p = start_script(tmp_path, root, runlog_bin, """
+        import signal, sys, runlog
+        count = 0
+        def on_term(signum, frame):
+            global count
+            count += 1
+            print("term", count, flush=True)
+            if count == 2:
+                sys.exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        run = runlog.init(project="term", capture_console=False)
+        print(run.id, flush=True)
+        while True:
+            sys.stdin.readline()
+    """)
+    try:
+        run_id = p.stdout.readline().split()[0]
+        p.send_signal(signal.SIGTERM)
+        assert p.stdout.readline().strip() == "term 1"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "term 2" in out, err
+    assert p.returncode == 0, err
+    recs = replay(runlog_bin, root, run_id)
+    assert recs[-1]["kind"] == "exit"
+    assert recs[-1]["exit"]["reason"] == "killed"
+    assert recs[-1]["exit"]["code"] == 128 + signal.SIGTERM
+
+
 def test_console_capture(tmp_path, root, runlog_bin):
     code, out, err = run_script(tmp_path, root, runlog_bin, """
         import sys, runlog

@@ -20,10 +20,10 @@ Installed once, when the first run registers:
                   of whatever the main thread was doing, possibly the client
                   itself holding its lock. When the program installed its
                   own SIGTERM handler first, that handler runs instead of
-                  the unwinding, and the runs finish as killed or preempted
-                  whenever the program exits. A run whose finish() the
-                  signal interrupted is completed from atexit with the exit
-                  that finish() was given.
+                  the unwinding, on every SIGTERM, and the runs finish as
+                  killed or preempted whenever the program exits. A run
+                  whose finish() the signal interrupted is completed from
+                  atexit with the exit that finish() was given.
   fork            a forked child forgets the parent's runs: their threads
                   and connections do not exist in the child.
 
@@ -161,13 +161,16 @@ def preempted(run: Any) -> bool:
 
 def _on_sigterm(signum, frame) -> None:
     global _terminating
+    prev = _prev_sigterm
+    if callable(prev):
+        # The program's own handler decides, every time it is signalled.
+        if _terminating is None:
+            _terminating = signum
+        prev(signum, frame)
+        return
     if _terminating is not None:
         return  # already on the way out; a scheduler that insists sends SIGKILL
     _terminating = signum
-    prev = _prev_sigterm
-    if callable(prev):
-        prev(signum, frame)
-        return
     raise SystemExit(128 + signum)
 
 
