@@ -375,6 +375,50 @@ def test_sigterm_reaches_the_programs_handler_every_time(tmp_path, root, runlog_
     assert recs[-1]["exit"]["code"] == 128 + signal.SIGTERM
 
 
+def _blocked(status_path):
+    with open(status_path) as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+    raise AssertionError(f"no SigBlk in {status_path}")
+
+
+def test_client_threads_leave_sigterm_to_the_main_thread(tmp_path, root, runlog_bin):
+    # Python runs signal handlers in the main thread only: a SIGTERM the
+    # kernel hands to a client thread while the main thread waits in a
+    # system call would wait with it. Every thread the client starts (its
+    # own and gRPC's) must block SIGINT and SIGTERM; the main thread must
+    # not, nor the service the client started.
+    code, out, err = run_script(tmp_path, root, runlog_bin, """
+        import os, runlog
+        before = set(os.listdir("/proc/self/task"))
+        run = runlog.init(project="signals")
+        run.log({"x": 1.0})
+        run.flush()
+        new = sorted(set(os.listdir("/proc/self/task")) - before)
+        def blocked(t):
+            with open(f"/proc/self/task/{t}/status") as f:
+                return [l for l in f if l.startswith("SigBlk:")][0].split()[1]
+        print(" ".join(new))
+        for t in new:
+            print(t, blocked(t))
+        print("main", blocked(os.getpid()))
+        run.finish()
+    """)
+    assert code == 0, err
+    lines = out.splitlines()
+    threads = lines[0].split()
+    assert len(threads) >= 2, out  # at least the sender and the ack reader
+    both = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    masks = dict(line.split() for line in lines[1:] if len(line.split()) == 2)
+    for t in threads:
+        assert int(masks[t], 16) & both == both, f"thread {t} does not block SIGINT/SIGTERM:\n{out}"
+    assert int(masks["main"], 16) & both == 0, out
+    pid = service_pid(root)
+    for t in os.listdir(f"/proc/{pid}/task"):
+        assert _blocked(f"/proc/{pid}/task/{t}/status") & (1 << (signal.SIGTERM - 1)) == 0
+
+
 def test_console_capture(tmp_path, root, runlog_bin):
     code, out, err = run_script(tmp_path, root, runlog_bin, """
         import sys, runlog

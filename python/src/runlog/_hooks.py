@@ -27,6 +27,13 @@ Installed once, when the first run registers:
   fork            a forked child forgets the parent's runs: their threads
                   and connections do not exist in the child.
 
+Python runs signal handlers in the main thread only, and the kernel may
+deliver a process's signal to any thread that does not block it: a SIGTERM
+that lands on one of the client's threads while the main thread waits in a
+system call (reading a pipe, sleeping) would not run the handler until that
+call returns. The client's threads, and the gRPC threads started while a
+run is being opened, therefore block SIGINT and SIGTERM (block_signals).
+
 The SIGTERM handler is installed only from the main thread and only when the
 current handler is the default or a Python function (ignored SIGTERM stays
 ignored).
@@ -40,7 +47,7 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, List
+from typing import Any, Callable, List
 
 from runlog import _console
 
@@ -89,6 +96,21 @@ def unregister(run: Any) -> None:
 def open_runs() -> List[Any]:
     with _mu:
         return list(_runs)
+
+
+# Signals the client's threads leave to the main thread.
+_MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def block_signals() -> Callable[[], None]:
+    """Blocks SIGINT and SIGTERM in the calling thread and returns what
+    restores its mask. Threads started in between inherit the blocked mask;
+    a signal that arrives meanwhile stays pending for the main thread (or
+    is delivered when the mask is restored)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return lambda: None
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_SIGNALS)
+    return lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _install() -> None:

@@ -362,64 +362,71 @@ class Run:
         self._stop_event = threading.Event()
         self._preempting = False
 
-        self._service = Service(
-            self.dir,
-            address=opts.address,
-            binary=opts.binary,
-            start_timeout=opts.start_timeout,
-            logger=self._log,
-        )
-        self._channel, _ = self._service.connect()
-        self._stub = service_pb2_grpc.RunlogStub(self._channel)
-        info = record_pb2.RunInfo(
-            project=project or "",
-            name=name or "",
-            group=group or "",
-            tags=list(tags or []),
-            notes=notes or "",
-            host=host,
-            program=os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "",
-            args=list(sys.argv[1:]),
-            job_type=job_type or "",
-            start_time_unix_nano=time.time_ns(),
-        )
+        # Threads started from here on (gRPC's own, the sender and the
+        # threads it starts) inherit a signal mask without SIGINT and
+        # SIGTERM, so these reach the main thread (see _hooks.block_signals).
+        unblock = _hooks.block_signals()
         try:
-            resp = self._stub.Init(
-                service_pb2.InitRequest(
-                    run_id=id or "",
-                    resume=_RESUME[resume],
-                    mode=_MODE[mode],
-                    client_id=self.client_id,
-                    info=info,
-                    client_pid=self._pid,
-                ),
-                timeout=opts.rpc_timeout,
+            self._service = Service(
+                self.dir,
+                address=opts.address,
+                binary=opts.binary,
+                start_timeout=opts.start_timeout,
+                logger=self._log,
             )
-        except grpc.RpcError as e:
-            self._channel.close()
-            raise _rpc_error(f"init run {id or '(new)'}", e) from None
-        self.id: str = resp.run_id
-        self.client_id = resp.client_id or self.client_id
-        self.resumed: bool = resp.resumed
-        self.path: str = resp.path
-        self.project = project
-        self.name = name
-        self.max_record_bytes: int = resp.max_record_bytes
-        self._acked = resp.acked_client_seq
-        # The step floor: a row may not use a lower step. -1: no history yet.
-        self._last_step: int = resp.last_step
-        self._next_step: int = resp.last_step + 1
-        self._encoder = HistoryEncoder(self.client_id)
-        self._window = _Window()
-        self._cseq = resp.acked_client_seq
-        self._enqueued = resp.acked_client_seq
-        self._stream: Optional[_Stream] = None
+            self._channel, _ = self._service.connect()
+            self._stub = service_pb2_grpc.RunlogStub(self._channel)
+            info = record_pb2.RunInfo(
+                project=project or "",
+                name=name or "",
+                group=group or "",
+                tags=list(tags or []),
+                notes=notes or "",
+                host=host,
+                program=os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "",
+                args=list(sys.argv[1:]),
+                job_type=job_type or "",
+                start_time_unix_nano=time.time_ns(),
+            )
+            try:
+                resp = self._stub.Init(
+                    service_pb2.InitRequest(
+                        run_id=id or "",
+                        resume=_RESUME[resume],
+                        mode=_MODE[mode],
+                        client_id=self.client_id,
+                        info=info,
+                        client_pid=self._pid,
+                    ),
+                    timeout=opts.rpc_timeout,
+                )
+            except grpc.RpcError as e:
+                self._channel.close()
+                raise _rpc_error(f"init run {id or '(new)'}", e) from None
+            self.id: str = resp.run_id
+            self.client_id = resp.client_id or self.client_id
+            self.resumed: bool = resp.resumed
+            self.path: str = resp.path
+            self.project = project
+            self.name = name
+            self.max_record_bytes: int = resp.max_record_bytes
+            self._acked = resp.acked_client_seq
+            # The step floor: a row may not use a lower step. -1: no history yet.
+            self._last_step: int = resp.last_step
+            self._next_step: int = resp.last_step + 1
+            self._encoder = HistoryEncoder(self.client_id)
+            self._window = _Window()
+            self._cseq = resp.acked_client_seq
+            self._enqueued = resp.acked_client_seq
+            self._stream: Optional[_Stream] = None
 
-        self._sender = threading.Thread(
-            target=self._send_main, name=f"runlog-sender-{self.id}", daemon=True
-        )
-        _console.ignore_thread(self._sender)
-        self._sender.start()
+            self._sender = threading.Thread(
+                target=self._send_main, name=f"runlog-sender-{self.id}", daemon=True
+            )
+            _console.ignore_thread(self._sender)
+            self._sender.start()
+        finally:
+            unblock()
 
         if init_config:
             self._publish_kv("config", init_config, [])
