@@ -419,6 +419,26 @@ def test_client_threads_leave_sigterm_to_the_main_thread(tmp_path, root, runlog_
         assert _blocked(f"/proc/{pid}/task/{t}/status") & (1 << (signal.SIGTERM - 1)) == 0
 
 
+def test_sys_exit_code_reaches_the_exit_record(tmp_path, root, runlog_bin):
+    code, out, err = run_script(tmp_path, root, runlog_bin, """
+        import sys, threading, runlog
+        run = runlog.init(project="exit", capture_console=False)
+        print(run.id, flush=True)
+        # sys.exit in another thread ends only that thread.
+        t = threading.Thread(target=sys.exit, args=(5,))
+        t.start()
+        t.join()
+        run.log({"loss": 0.5})
+        sys.exit(3)
+    """)
+    assert code == 3, err
+    recs = replay(runlog_bin, root, out.split()[0])
+    assert len(of_kind(recs, "history")) == 1
+    assert recs[-1]["kind"] == "exit"
+    assert recs[-1]["exit"]["reason"] == "failed"
+    assert recs[-1]["exit"]["code"] == 3
+
+
 def test_console_capture(tmp_path, root, runlog_bin):
     code, out, err = run_script(tmp_path, root, runlog_bin, """
         import sys, runlog

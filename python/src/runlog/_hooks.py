@@ -5,8 +5,11 @@ Installed once, when the first run registers:
   sys.excepthook  an uncaught exception finishes every open run as failed,
                   with the traceback as the exit message, after the previous
                   hook printed it (so console capture records it too);
-  atexit          a run the script forgot is finished (exit code 0,
-                  finished) and its client torn down;
+  atexit          a run the script forgot is finished and its client torn
+                  down: exit code 0, finished, unless the main thread
+                  called sys.exit(n) (wrapped to remember n: Python tells
+                  atexit handlers nothing about the exit status), which
+                  finishes it with code n, failed;
   SIGTERM         open runs are finished as killed, or as preempted when
                   the run was marked with run.mark_preempting() or
                   $RUNLOG_PREEMPTIBLE is 1/true/yes (set it in the job script
@@ -61,6 +64,10 @@ _installed = False
 _fork_hook = False
 _prev_excepthook: Any = None
 _prev_sigterm: Any = None
+_prev_exit: Any = None
+# The argument of sys.exit when the main thread called it, else _NO_EXIT.
+_NO_EXIT = object()
+_exit_arg: Any = _NO_EXIT
 # The signal that started a termination, set by the SIGTERM handler.
 _terminating: Any = None
 
@@ -114,9 +121,11 @@ def block_signals() -> Callable[[], None]:
 
 
 def _install() -> None:
-    global _prev_excepthook, _prev_sigterm
+    global _prev_excepthook, _prev_sigterm, _prev_exit
     _prev_excepthook = sys.excepthook
     sys.excepthook = _excepthook
+    _prev_exit = sys.exit
+    sys.exit = _exit
     atexit.register(_atexit)
     if threading.current_thread() is threading.main_thread():
         try:
@@ -150,10 +159,23 @@ def _excepthook(exc_type, exc, tb) -> None:
         _finish_all(code, reason, message)
 
 
+def _exit(status: Any = None) -> None:
+    global _exit_arg
+    if threading.current_thread() is threading.main_thread():
+        # In another thread sys.exit ends only that thread.
+        _exit_arg = status
+    _prev_exit(status)
+
+
 def _atexit() -> None:
     sig = _terminating
     if sig is None:
-        _finish_all(0, "finished", "")
+        if _exit_arg is _NO_EXIT:
+            _finish_all(0, "finished", "")
+        else:
+            from runlog._run import exit_for_exception
+
+            _finish_all(*exit_for_exception(SystemExit, SystemExit(_exit_arg), None))
         return
     for run in reversed(open_runs()):
         reason = "preempted" if preempted(run) else "killed"
