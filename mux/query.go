@@ -66,7 +66,7 @@ func (s *Service) Query(ctx context.Context, req *runlogv1.QueryRequest) (*runlo
 			n = defaultSamples
 		}
 		n = min(n, maxSamples)
-		resp.History, err = replay.Sample(l, req.GetHistoryKeys(), n, st.GetLastSeq())
+		resp.History, err = replay.SampleHistory(l, replay.HistoryOptions{Keys: req.GetHistoryKeys(), To: st.GetLastSeq()}, n)
 		if err != nil {
 			return nil, rpcError(fmt.Errorf("sample history of %s: %w", id, err))
 		}

@@ -110,12 +110,6 @@ func CountHistory(src Source, to uint64) (uint64, error) {
 	return n, err
 }
 
-// Sample is SampleHistory of keys (every key when keys is empty) up to seq
-// to (0: the end of the log).
-func Sample(src Source, keys []string, max int, to uint64) ([]*runlogv1.HistorySample, error) {
-	return SampleHistory(src, HistoryOptions{Keys: keys, To: to}, max)
-}
-
 // SampleHistory returns up to max of the rows History reads with opts,
 // spread evenly over them and always including the last one. max <= 0 means
 // 1000. It reads the log as History does, streaming: memory is bounded by

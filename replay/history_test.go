@@ -152,7 +152,7 @@ func TestSample(t *testing.T) {
 	stamp(recs)
 	src := sliceSource(recs)
 	for _, max := range []int{1, 2, 7, 100, 899, 900, 5000} {
-		got, err := Sample(src, []string{"loss"}, max, 0)
+		got, err := SampleHistory(src, HistoryOptions{Keys: []string{"loss"}}, max)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,11 +178,11 @@ func TestSample(t *testing.T) {
 			}
 		}
 	}
-	got, err := Sample(src, []string{"nothing"}, 10, 0)
+	got, err := SampleHistory(src, HistoryOptions{Keys: []string{"nothing"}}, 10)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("unknown key: %d samples, %v", len(got), err)
 	}
-	got, err = Sample(src, nil, 0, 10)
+	got, err = SampleHistory(src, HistoryOptions{To: 10}, 0)
 	if err != nil || len(got) != 10 || got[9].Step != 9 {
 		t.Fatalf("to 10: %d samples, %v", len(got), err)
 	}
