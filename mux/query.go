@@ -122,18 +122,13 @@ func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary
 			sum.Project, sum.Name, sum.Status = st.GetInfo().GetProject(), st.GetInfo().GetName(), st.GetStatus()
 		}
 	} else {
-		// A closed run may be large: read its first and last records
-		// instead of folding it.
-		sum.Status = runlogv1.RunStatus_RUN_STATUS_RUNNING
-		if first, err := l.Read(1, 1, 0); err == nil && len(first) == 1 {
-			sum.Project, sum.Name = first[0].GetRun().GetProject(), first[0].GetRun().GetName()
-		}
-		if l.Finished() {
-			if last, err := l.Read(l.LastSeq(), 1, 0); err == nil && len(last) == 1 {
-				st := replay.NewState(id)
-				st.Apply(last[0])
-				sum.Status = st.Status()
-			}
+		// A closed run may be large: fold only what describes it.
+		st, err := replay.Overview(l, id, sum.LastSeq)
+		if err != nil {
+			sum.Error = err.Error()
+		} else {
+			info := st.Proto().GetInfo()
+			sum.Project, sum.Name, sum.Status = info.GetProject(), info.GetName(), st.Status()
 		}
 	}
 	if cursors, err := l.Cursors(); err == nil && len(cursors) > 0 {

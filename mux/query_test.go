@@ -116,7 +116,8 @@ func TestQueryListVerify(t *testing.T) {
 	}
 	check(q, 2+seq)
 	list, err = c.ListRuns(ctxT(t), &runlogv1.ListRunsRequest{})
-	if err != nil || list.Runs[1].Open || list.Runs[1].Status != runlogv1.RunStatus_RUN_STATUS_KILLED || list.Runs[1].Project != "proj" {
+	if err != nil || list.Runs[1].Open || list.Runs[1].Status != runlogv1.RunStatus_RUN_STATUS_KILLED || list.Runs[1].Project != "proj" ||
+		list.Runs[1].Name != "renamed" {
 		t.Fatalf("ListRuns after finish = %v, %v", list, err)
 	}
 	v, err := c.Verify(ctxT(t), &runlogv1.VerifyRequest{RunId: "q"})

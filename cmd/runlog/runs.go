@@ -15,9 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/runlog/runlog/client"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
@@ -237,32 +234,9 @@ func runFromFile(id, path string) (runRow, error) {
 	if size, err := l.Size(); err == nil {
 		row.SizeBytes = size
 	}
-	st := replay.NewState(id)
-	var last []byte
-	err = l.Scan(1, func(seq uint64, data []byte) error {
-		if seq == row.Records {
-			last = append(last[:0], data...)
-			return nil
-		}
-		if f := payloadField(data); f != 0 && f != runInfoField {
-			return nil
-		}
-		r := new(runlogv1.Record)
-		if err := proto.Unmarshal(data, r); err != nil {
-			return fmt.Errorf("decode record %d: %w", seq, err)
-		}
-		st.Apply(r)
-		return nil
-	})
+	st, err := replay.Overview(l, id, row.Records)
 	if err != nil {
 		return runRow{}, err
-	}
-	if last != nil {
-		r := new(runlogv1.Record)
-		if err := proto.Unmarshal(last, r); err != nil {
-			return runRow{}, fmt.Errorf("decode record %d: %w", row.Records, err)
-		}
-		st.Apply(r)
 	}
 	info := st.Proto().GetInfo()
 	row.Project, row.Name = info.GetProject(), info.GetName()
@@ -272,31 +246,6 @@ func runFromFile(id, path string) (runRow, error) {
 		row.SyncErrors = syncErrorsOf(l, cur)
 	}
 	return row, nil
-}
-
-// runInfoField is the field number of Record.run.
-var runInfoField = (&runlogv1.Record{}).ProtoReflect().Descriptor().Fields().ByName("run").Number()
-
-// payloadField returns the number of the first length-delimited field at or
-// past runInfoField in an encoded Record (its payload: the header fields
-// come before it), or 0 when the bytes do not parse (the caller then decodes
-// them and reports the error).
-func payloadField(b []byte) protowire.Number {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0
-		}
-		if num >= runInfoField && typ == protowire.BytesType {
-			return num
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return 0
-		}
-		b = b[n+m:]
-	}
-	return 0
 }
 
 func sortRows(rows []runRow) {
