@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -117,36 +116,7 @@ func ErrorKey(url string) string { return "sync_error:" + url }
 // New returns a sender of run runID's log l to up, known as url (the
 // cursor and error names use it).
 func New(l *wal.Log, runID, url string, up Upstream, opts Options) *Sender {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.BatchRecords <= 0 {
-		opts.BatchRecords = 4096
-	}
-	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 1 << 20
-	}
-	if opts.MaxInflight <= 0 {
-		opts.MaxInflight = 4
-	}
-	if opts.Linger <= 0 {
-		opts.Linger = 100 * time.Millisecond
-	}
-	if opts.CursorInterval <= 0 {
-		opts.CursorInterval = time.Second
-	}
-	if opts.BackoffBase <= 0 {
-		opts.BackoffBase = 250 * time.Millisecond
-	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = 10 * time.Second
-	}
-	if opts.IdleCheck <= 0 {
-		opts.IdleCheck = 5 * time.Second
-	}
-	if opts.Rand == nil {
-		opts.Rand = rand.Float64
-	}
+	opts = opts.withDefaults()
 	return &Sender{
 		l:      l,
 		runID:  runID,
@@ -186,52 +156,19 @@ func (s *Sender) Run(ctx context.Context) error {
 			}
 		}
 	}
-	failures := 0
-	for {
+	opts := s.opts
+	opts.Logger = s.log
+	err = Retry(ctx, opts, func(ctx context.Context) (bool, error) {
 		progressed, err := s.session(ctx)
-		if err == nil {
-			return nil
+		if err != nil && ctx.Err() == nil {
+			s.noteError(err)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if progressed {
-			failures = 0
-		}
-		failures++
-		s.noteError(err)
-		if Permanent(err) {
-			return fmt.Errorf("sync run %s to %s: %w", s.runID, s.url, err)
-		}
-		if s.opts.MaxAttempts > 0 && failures >= s.opts.MaxAttempts {
-			return fmt.Errorf("sync run %s to %s: gave up after %d attempts: %w", s.runID, s.url, failures, err)
-		}
-		if status.Code(err) == codes.FailedPrecondition && failures == 1 {
-			// The upstream's mark moved back; the next session starts from
-			// it. Only a rewind that keeps coming back waits.
-			s.log.Warn("upstream asks to resend", "err", err)
-			continue
-		}
-		wait := s.backoff(failures)
-		s.log.Warn("sync failed; retrying", "err", err, "attempt", failures, "wait", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
+		return progressed, err
+	})
+	if err == nil || err == ctx.Err() {
+		return err
 	}
-}
-
-// backoff returns the wait before retry number failures: full jitter over
-// an exponentially growing, capped window.
-func (s *Sender) backoff(failures int) time.Duration {
-	d := s.opts.BackoffBase << min(failures-1, 32)
-	if d <= 0 || d > s.opts.BackoffMax {
-		d = s.opts.BackoffMax
-	}
-	return time.Duration(s.opts.Rand() * float64(d))
+	return fmt.Errorf("sync run %s to %s: %w", s.runID, s.url, err)
 }
 
 // Permanent reports whether retrying err cannot help: the upstream refused

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -244,6 +243,13 @@ func syncListRuns(root string) ([]string, error) {
 	return ids, nil
 }
 
+// retryOptions are the retry bounds of every push of a sync, from a file or
+// through the service: c.retries failed sessions in a row, waits capped at
+// five seconds.
+func (c syncConfig) retryOptions(log *slog.Logger) sender.Options {
+	return sender.Options{Logger: log, MaxAttempts: c.retries, BackoffMax: 5 * time.Second}
+}
+
 // syncRuns syncs c.runs with c.parallel workers and reports on each.
 func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncReport, error) {
 	up, err := sender.DialHub(c.upstream, sender.HubOptions{Token: c.token, CAFile: c.caFile, MaxBackoff: 5 * time.Second})
@@ -339,7 +345,7 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 	}
 	switch {
 	case errors.Is(err, wal.ErrLocked):
-		syncHeld(ctx, c, up, id, path, &res, sent)
+		syncHeld(ctx, c, up, id, path, &res, log, sent)
 		return res
 	case errors.Is(err, wal.ErrNotExist):
 		res.Result = syncFailed
@@ -353,16 +359,13 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 	defer l.Close()
 	res.LastSeq = l.LastSeq()
 	var gained uint64
-	s := sender.New(l, id, up.URL(), up, sender.Options{
-		Logger:      log,
-		Drain:       true,
-		MaxAttempts: c.retries,
-		BackoffMax:  5 * time.Second,
-		OnAck: func(_, added uint64) {
-			gained += added
-			sent.Add(added)
-		},
-	})
+	opts := c.retryOptions(log)
+	opts.Drain = true
+	opts.OnAck = func(_, added uint64) {
+		gained += added
+		sent.Add(added)
+	}
+	s := sender.New(l, id, up.URL(), up, opts)
 	err = s.Run(ctx)
 	res.Sent = gained
 	res.HighWater = s.Acked()
@@ -392,7 +395,7 @@ func syncOutcome(res *syncRun, err error) {
 // root, when it answers for the run, sends the records as stored (the same
 // connection runlog replay uses); otherwise the run is skipped and the
 // holder named.
-func syncHeld(ctx context.Context, c syncConfig, up *sender.Hub, id, path string, res *syncRun, sent *atomic.Uint64) {
+func syncHeld(ctx context.Context, c syncConfig, up *sender.Hub, id, path string, res *syncRun, log *slog.Logger, sent *atomic.Uint64) {
 	svc, err := replayDial(ctx, c.root, id)
 	if err != nil {
 		res.Result = syncSkipped
@@ -405,7 +408,7 @@ func syncHeld(ctx context.Context, c syncConfig, up *sender.Hub, id, path string
 		res.Sent += added
 		sent.Add(added)
 	}}
-	err = p.run(ctx, c.retries)
+	err = p.run(ctx, c.retryOptions(log))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("sync run %s to %s through the service: %w", id, up.URL(), err)
 	}
@@ -441,42 +444,11 @@ type servicePush struct {
 }
 
 // run pushes until the hub holds every record the service sent, retrying
-// failed sessions with backoff; attempts bounds the failures in a row
-// without progress. A damaged record ends it with an error wrapping a
-// *wal.CorruptError once the records before it are acknowledged.
-func (p *servicePush) run(ctx context.Context, attempts int) error {
-	failures := 0
-	for {
-		progressed, err := p.session(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if progressed {
-			failures = 0
-		}
-		failures++
-		if sender.Permanent(err) {
-			return err
-		}
-		if failures >= max(attempts, 1) {
-			return fmt.Errorf("gave up after %d attempts: %w", failures, err)
-		}
-		if status.Code(err) == codes.FailedPrecondition && failures == 1 {
-			continue // the hub's mark moved back: start again from it
-		}
-		// Full jitter over an exponentially growing window, capped at 5s.
-		d := min(250*time.Millisecond<<min(failures-1, 8), 5*time.Second)
-		t := time.NewTimer(time.Duration(rand.Float64() * float64(d)))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-	}
+// failed sessions as a sender does (sender.Retry with opts). A damaged
+// record ends it with an error wrapping a *wal.CorruptError once the
+// records before it are acknowledged.
+func (p *servicePush) run(ctx context.Context, opts sender.Options) error {
+	return sender.Retry(ctx, opts, p.session)
 }
 
 // session asks the hub for its mark, reads the run from it through the
