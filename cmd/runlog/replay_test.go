@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -804,4 +805,86 @@ func TestReplayStateRecountsHistory(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"history_rows":1000,"history_rows_exact":true,`) {
 		t.Fatalf("exit %d %s\n%s", code, errOut, out)
 	}
+}
+
+// BenchmarkReplayLive is BenchmarkReplay for a live run: a `runlog service`
+// process holds the run's log (1,000,000 history records with 10 keys each,
+// no exit record), so the runlog binary's replay, stdout on /dev/null, reads
+// it through the service. Each mode's output is first checked to be byte for
+// byte what reading the file gives.
+//
+//	go build -o /tmp/w/runlog ./cmd/runlog
+//	RUNLOG_BIN=/tmp/w/runlog go test -run '^$' -bench ReplayLive -benchtime 1x ./cmd/runlog/
+//
+// RUNLOG_BENCH_RECORDS overrides the number of records.
+func BenchmarkReplayLive(b *testing.B) {
+	n := benchRecords(b, 1_000_000)
+	root := b.TempDir()
+	l := replaytest.Open(b, replaytest.RunPath(root, "bench"))
+	replaytest.WriteHistory(b, l, n, 10)
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"json", []string{"--json"}},
+		{"text", nil},
+		{"state", []string{"--state"}},
+		{"csv", []string{"--history", "--keys", "metric/0,metric/5"}},
+	}
+	// What the file says, read before a service holds it.
+	want := make(map[string][]byte)
+	for _, c := range cases {
+		h := sha256.New()
+		var errb bytes.Buffer
+		if code := replayMain(context.Background(), append([]string{"bench", "--root", root}, c.args...), h, &errb); code != 0 {
+			b.Fatalf("%s from the file: exit %d: %s", c.name, code, errb.String())
+		}
+		want[c.name] = h.Sum(nil)
+	}
+
+	// The service recovers the unfinished run and holds it for the grace.
+	startService(b, root, "--offline", "--crash-grace", "1h")
+	code, out, errOut := runCmd(b, "replay", "bench", "--root", root, "--verify")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("through the service: clean, last good seq %d", n)) {
+		b.Fatalf("verify through the service: exit %d\n%s%s", code, out, errOut)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devnull.Close()
+	for _, c := range cases {
+		args := append([]string{"replay", "bench", "--root", root}, c.args...)
+		checked := false
+		b.Run(c.name, func(b *testing.B) {
+			if !checked {
+				h := sha256.New()
+				if errOut := replayCmd(b, args, h); !bytes.Equal(h.Sum(nil), want[c.name]) {
+					b.Fatalf("the output through the service differs from the file's (stderr %q)", errOut)
+				}
+				checked = true
+			}
+			b.ResetTimer()
+			for range b.N {
+				replayCmd(b, args, devnull)
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// replayCmd runs the runlog binary with its stdout on w; it must exit 0.
+// It returns the command's stderr.
+func replayCmd(b *testing.B, args []string, w io.Writer) string {
+	b.Helper()
+	cmd := exec.Command(bin(b), args...)
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = w, &errb
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("runlog %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return errb.String()
 }
