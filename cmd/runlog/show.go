@@ -130,22 +130,21 @@ Flags:
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	history := fs.String("history", "", "history keys to show, comma-separated, or \"all\"")
 	samples := fs.Uint("samples", 20, "with --history: at most this many rows, evenly spaced (0: every row)")
-	// RUN may come before or after the flags.
-	var runID string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		runID, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	// RUN may come before, between or after the flags.
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if runID == "" && fs.NArg() == 1 {
-		runID = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "runlog show: unexpected argument %q\n", fs.Arg(0))
+	if len(pos) > 1 {
+		fmt.Fprintf(stderr, "runlog show: one RUN at a time; unexpected argument %q\n", pos[1])
 		return 2
+	}
+	var runID string
+	if len(pos) == 1 {
+		runID = pos[0]
 	}
 	if runID == "" || hf.url == "" {
 		fmt.Fprintln(stderr, "runlog show: RUN and --hub URL are required")

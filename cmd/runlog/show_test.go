@@ -56,6 +56,15 @@ func TestShowAndRunsOnHub(t *testing.T) {
 		}
 	}
 
+	// Flags after RUN, when RUN follows flags too.
+	code, stdout, stderr = runCmd(t, "show", "--hub", h.URL, "shown", "--json")
+	if code != 0 || !strings.Contains(stdout, `"run_id": "shown"`) {
+		t.Fatalf("show --hub URL RUN --json: %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr = runCmd(t, "show", "shown", "other", "--hub", h.URL); code != 2 || !strings.Contains(stderr, `unexpected argument "other"`) {
+		t.Fatalf("two runs: %d %s", code, stderr)
+	}
+
 	code, stdout, _ = runCmd(t, "runs", "--hub", h.URL, "--json")
 	var list []struct {
 		RunID   string `json:"run_id"`

@@ -171,16 +171,24 @@ Flags:
 	fs.IntVar(&c.retries, "retries", 5, "attempts in a row without progress before a run fails (hub unreachable)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of lines")
 	fs.DurationVar(&c.progress, "progress", time.Second, "interval of the progress line on stderr (0: none)")
-	if err := fs.Parse(args); err != nil {
+	var err error
+	if c.runs, err = parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	c.runs = fs.Args()
 	if c.upstream == "" || all == (len(c.runs) > 0) {
 		fmt.Fprintln(stderr, "runlog sync: --upstream URL and either --all or run ids are required")
 		fs.Usage()
+		return 2
+	}
+	if _, _, _, err := sender.ParseURL(c.upstream); err != nil {
+		fmt.Fprintf(stderr, "runlog sync: %v\n", err)
+		return 2
+	}
+	if c.retries < 1 {
+		fmt.Fprintf(stderr, "runlog sync: --retries %d: want at least 1 attempt\n", c.retries)
 		return 2
 	}
 	if c.parallel < 1 {
@@ -201,6 +209,11 @@ Flags:
 	}
 	c.root = root
 	if all {
+		// A mistyped --root would otherwise sync "no runs" and succeed.
+		if fi, err := os.Stat(filepath.Join(root, "runs")); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "runlog sync: no runs under %s (want %s): check --root or $RUNLOG_DIR\n", root, filepath.Join(root, "runs", "RUN", "wal.bolt"))
+			return 1
+		}
 		if c.runs, err = syncListRuns(root); err != nil {
 			fmt.Fprintf(stderr, "runlog sync: %v\n", err)
 			return 1
@@ -227,6 +240,26 @@ Flags:
 		return 1
 	}
 	return 0
+}
+
+// parseInterspersed parses args with fs, flags before, between and after
+// the positional arguments, which it returns in order. "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 // syncListRuns returns the ids of the runs under root, sorted.

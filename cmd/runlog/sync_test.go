@@ -213,6 +213,28 @@ func TestSyncUnknownRunAndBadURL(t *testing.T) {
 	}
 }
 
+func TestSyncArguments(t *testing.T) {
+	h := startHub(t)
+	root := t.TempDir()
+	makeRun(t, root, "a", storetest.Run{Rows: 10, Keys: 1, Exit: exitFinished})
+	makeRun(t, root, "b", storetest.Run{Rows: 10, Keys: 1, Exit: exitFinished})
+	// Flags may follow the run ids; "--" ends them.
+	code, stdout, stderr := runCmd(t, "sync", "--root", root, "a", "--upstream", h.URL, "--json", "--", "b")
+	var rep syncJSON
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || rep.Total != 2 || rep.Synced != 2 {
+		t.Fatalf("flags after run ids: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// A mistyped root is an error, not a sync of no runs.
+	missing := filepath.Join(root, "nope")
+	if code, _, stderr := runCmd(t, "sync", "--root", missing, "--upstream", h.URL, "--all"); code != 1 || !strings.Contains(stderr, "no runs under "+missing) {
+		t.Fatalf("missing root: exit %d\n%s", code, stderr)
+	}
+	// Zero attempts would retry forever on some paths and once on others.
+	if code, _, stderr := runCmd(t, "sync", "--root", root, "--upstream", h.URL, "--retries", "0", "--all"); code != 2 || !strings.Contains(stderr, "--retries 0") {
+		t.Fatalf("--retries 0: exit %d\n%s", code, stderr)
+	}
+}
+
 func TestSyncSurvivesHubKilledMidBatch(t *testing.T) {
 	h := startHub(t)
 	c := h.client(t)
