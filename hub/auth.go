@@ -30,14 +30,14 @@ func (b *bearer) check(ctx context.Context, method string) error {
 	vals := md.Get("authorization")
 	var err error
 	if len(vals) == 0 {
-		err = status.Error(codes.Unauthenticated, "this hub needs a token: send \"authorization: Bearer <token>\" (runlog: --token-file)")
+		err = status.Error(codes.Unauthenticated, "this hub needs a token: send \"authorization: Bearer <token>\" (runlog sync, show, runs: --token-file F; runlog service: --upstream-token-file F; F holds the hub's token)")
 	} else {
 		tok, ok := strings.CutPrefix(vals[0], "Bearer ")
 		// Comparing digests keeps the time independent of where the
 		// tokens differ and of their lengths.
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], b.want[:]) != 1 {
-			err = status.Error(codes.Unauthenticated, "the hub refused the token")
+			err = status.Error(codes.Unauthenticated, "the hub refused the token: it is not the one in the hub's --token-file (check the file given to --token-file, or to runlog service --upstream-token-file)")
 		}
 	}
 	if err != nil {

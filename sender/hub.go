@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -118,6 +119,8 @@ func DialHub(url string, opts HubOptions) (*Hub, error) {
 	if opts.Token != "" {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer(opts.Token)))
 	}
+	ex := explainer{target: target, secure: secure}
+	dopts = append(dopts, grpc.WithChainUnaryInterceptor(ex.unary), grpc.WithChainStreamInterceptor(ex.stream))
 	dopts = append(dopts, opts.DialOptions...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
@@ -189,3 +192,56 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 
 func (b bearer) RequireTransportSecurity() bool { return false }
+
+// explainer adds how to fix it to a failed call whose cause is the
+// configuration rather than the network: a URL whose scheme does not match
+// the hub's TLS, an untrusted certificate, nothing listening. The code stays
+// UNAVAILABLE: a hub being reconfigured or restarted can come back, and the
+// retry policy is the caller's. The unary and stream interceptors share it,
+// so queries (runlog show, runs --hub) and pushes say the same.
+type explainer struct {
+	target string
+	secure bool
+}
+
+func (e explainer) explain(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	msg := st.Message()
+	var hint string
+	switch {
+	case e.secure && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		hint = "the hub at " + e.target + " does not speak TLS: use grpc://" + e.target + ", or start the hub with --tls-cert and --tls-key"
+	case e.secure && strings.Contains(msg, "x509:"):
+		hint = "the hub's certificate is not trusted for " + e.target + ": pass the certificate that signed it with --ca-file, and check that it names the host"
+	case !e.secure && strings.Contains(msg, "error reading server preface"):
+		hint = "the hub at " + e.target + " closed the connection before answering: if it serves TLS (--tls-cert), use grpcs://" + e.target
+	case strings.Contains(msg, "connection refused"):
+		hint = "nothing listens at " + e.target + ": is the hub running there?"
+	default:
+		return err
+	}
+	return status.Error(codes.Unavailable, msg+" ("+hint+")")
+}
+
+func (e explainer) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return e.explain(invoker(ctx, method, req, reply, cc, opts...))
+}
+
+func (e explainer) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, e.explain(err)
+	}
+	return explainedStream{ClientStream: cs, e: e}, nil
+}
+
+// explainedStream explains the errors its messages end with.
+type explainedStream struct {
+	grpc.ClientStream
+	e explainer
+}
+
+func (s explainedStream) RecvMsg(m any) error { return s.e.explain(s.ClientStream.RecvMsg(m)) }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,7 +166,8 @@ func TestSyncWrongTokenFailsWithoutRetrying(t *testing.T) {
 	makeRun(t, root, "r", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
 
 	code, rep, stderr := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--token-file", wrongFile, "--retries", "50", "r")
-	if code != 1 || rep.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "Unauthenticated") {
+	if code != 1 || rep.Failed != 1 || !strings.Contains(rep.Runs[0].Error, "Unauthenticated") ||
+		!strings.Contains(rep.Runs[0].Error, "--token-file") {
 		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
 	}
 	// One refused call, not fifty: the hub logs each refusal.
@@ -268,8 +270,42 @@ func TestSyncOverTLS(t *testing.T) {
 	}
 	// Without trusting the certificate the run fails, and says why.
 	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--retries", "1", "--all")
-	if code != 1 || !strings.Contains(rep.Runs[0].Error, "certificate") {
+	if code != 1 || !strings.Contains(rep.Runs[0].Error, "certificate") || !strings.Contains(rep.Runs[0].Error, "--ca-file") {
 		t.Fatalf("untrusted certificate: exit %d, %+v", code, rep)
+	}
+	// Plaintext to the TLS hub: the error suggests grpcs://.
+	plain := "grpc://" + strings.TrimPrefix(h.URL, "grpcs://")
+	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", plain, "--retries", "1", "--all")
+	if code != 1 || !strings.Contains(rep.Runs[0].Error, "use "+h.URL) {
+		t.Fatalf("grpc:// to a TLS hub: exit %d, %+v", code, rep)
+	}
+}
+
+func TestSyncExplainsTLSAndUnreachableHub(t *testing.T) {
+	h := startHub(t)
+	root := t.TempDir()
+	makeRun(t, root, "r", storetest.Run{Rows: 10, Keys: 1, Exit: exitFinished})
+	// TLS to a plaintext hub: the error suggests grpc://.
+	secure := "grpcs://" + strings.TrimPrefix(h.URL, "grpc://")
+	code, rep, _ := syncJSONRun(t, "--root", root, "--upstream", secure, "--retries", "1", "--all")
+	if code != 1 || !strings.Contains(rep.Runs[0].Error, "does not speak TLS: use "+h.URL) {
+		t.Fatalf("grpcs:// to a plaintext hub: exit %d, %+v", code, rep)
+	}
+	// Nothing listening: the error asks whether the hub runs.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", "grpc://"+addr, "--retries", "1", "--all")
+	if code != 1 || !strings.Contains(rep.Runs[0].Error, "nothing listens at "+addr) {
+		t.Fatalf("no hub: exit %d, %+v", code, rep)
+	}
+	// Queries say the same.
+	code, _, stderr := runCmd(t, "show", "r", "--hub", secure)
+	if code != 1 || !strings.Contains(stderr, "does not speak TLS") {
+		t.Fatalf("show over grpcs:// to a plaintext hub: exit %d\n%s", code, stderr)
 	}
 }
 
