@@ -141,3 +141,22 @@ func TestRunsShowsSyncState(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncColumnsTellUpstreamsApart(t *testing.T) {
+	rows := []runRow{{ID: "r", Records: 10, Cursors: map[string]uint64{
+		"upstream:grpc://h:1":  4,
+		"upstream:grpcs://h:1": 6,
+		"upstream:grpc://g:2":  10,
+	}}}
+	addSyncState(rows)
+	cols := syncColumns(rows)
+	if len(cols) != 3 || cols[0].head != "SYNCED" || cols[1].head != "LAG" {
+		t.Fatalf("columns %+v", cols)
+	}
+	if got, want := cols[0].cell(rows[0]), "g:2=10 grpc://h:1=4 grpcs://h:1=6"; got != want {
+		t.Fatalf("SYNCED %q, want %q", got, want)
+	}
+	if got, want := cols[1].cell(rows[0]), "g:2=0 grpc://h:1=6 grpcs://h:1=4"; got != want {
+		t.Fatalf("LAG %q, want %q", got, want)
+	}
+}

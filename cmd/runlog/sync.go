@@ -730,13 +730,30 @@ func syncColumns(rows []runRow) []runColumn {
 		urls = append(urls, u)
 	}
 	sort.Strings(urls)
+	// Several upstreams are told apart by HOST:PORT, or by the whole URL
+	// when grpc:// and grpcs:// name the same address.
+	short := make(map[string]string, len(urls))
+	count := map[string]int{}
+	for _, u := range urls {
+		_, target, _, err := sender.ParseURL(u)
+		if err != nil {
+			target = u
+		}
+		short[u] = target
+		count[target]++
+	}
+	for _, u := range urls {
+		if count[short[u]] > 1 {
+			short[u] = u
+		}
+	}
 	cell := func(r runRow, f func(url string) string) string {
 		if len(urls) == 1 {
 			return f(urls[0])
 		}
 		parts := make([]string, 0, len(urls))
 		for _, u := range urls {
-			parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(u, "grpc://"), "grpcs://")+"="+f(u))
+			parts = append(parts, short[u]+"="+f(u))
 		}
 		return strings.Join(parts, " ")
 	}
