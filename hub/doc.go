@@ -16,6 +16,11 @@
 //   - With Options.Token set, every RPC, the health check included, needs
 //     the metadata "authorization: Bearer <token>"; the comparison takes
 //     the same time whatever the token sent.
+//   - The Server owns every goroutine of its streams: each Ingest handler
+//     and the receiver that reads ahead for it. A receiver can only end
+//     after its handler returned (its Recv is unblocked by the stream's
+//     end), so the Server counts them and Stop and GracefulStop wait for
+//     them after gRPC has ended the handlers.
 //   - Memory per stream is bounded: at most Options.MaxQueued requests wait
 //     behind the one being committed, and gRPC flow control holds back the
 //     rest.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"sync"
 	"syscall"
 
 	"google.golang.org/grpc"
@@ -38,10 +40,36 @@ type Options struct {
 	MaxQueued int
 }
 
-// NewServer returns a gRPC server with the Hub service and the standard
-// health service registered on st. The caller serves it and, on shutdown,
+// Server is the hub's gRPC server: the Hub service and the standard health
+// service on a store. It owns the goroutines of its streams: Stop and
+// GracefulStop return only once every handler and every stream's receiver
+// has ended. It is safe for concurrent use.
+type Server struct {
+	gs  *grpc.Server
+	svc *service
+}
+
+// Serve accepts connections on lis until Stop or GracefulStop.
+func (s *Server) Serve(lis net.Listener) error { return s.gs.Serve(lis) }
+
+// GracefulStop stops accepting, waits for the calls in progress to finish
+// and for their goroutines to end.
+func (s *Server) GracefulStop() {
+	s.gs.GracefulStop()
+	s.svc.receivers.Wait()
+}
+
+// Stop closes every connection, ending the calls in progress, and waits for
+// their goroutines to end. It may be called while GracefulStop waits, to cut
+// it short.
+func (s *Server) Stop() {
+	s.gs.Stop()
+	s.svc.receivers.Wait()
+}
+
+// NewServer returns a server of st. The caller serves it and, on shutdown,
 // stops it before closing st.
-func NewServer(st store.Store, opts Options) (*grpc.Server, error) {
+func NewServer(st store.Store, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -63,13 +91,16 @@ func NewServer(st store.Store, opts Options) (*grpc.Server, error) {
 		b := newBearer(opts.Token, opts.Logger)
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(b.unary), grpc.ChainStreamInterceptor(b.stream))
 	}
+	// Stop waits for the handlers, so that no receiver starts after it.
+	sopts = append(sopts, grpc.WaitForHandlers(true))
 	gs := grpc.NewServer(sopts...)
-	runlogv1.RegisterHubServer(gs, &service{st: st, log: opts.Logger, maxQueued: opts.MaxQueued})
+	svc := &service{st: st, log: opts.Logger, maxQueued: opts.MaxQueued}
+	runlogv1.RegisterHubServer(gs, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(runlogv1.Hub_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
-	return gs, nil
+	return &Server{gs: gs, svc: svc}, nil
 }
 
 // service implements runlogv1.HubServer on a store.
@@ -78,6 +109,9 @@ type service struct {
 	st        store.Store
 	log       *slog.Logger
 	maxQueued int
+	// receivers counts the streams' receiving goroutines; Server's stops
+	// wait for them.
+	receivers sync.WaitGroup
 }
 
 var _ runlogv1.HubServer = (*service)(nil)
@@ -88,10 +122,14 @@ func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest,
 	// The receiver reads ahead so that requests arriving during a commit are
 	// merged into the next one. It ends when the stream does: on the
 	// client's end of stream, or when Ingest returns and gRPC cancels the
-	// stream, which unblocks its Recv.
+	// stream, which unblocks its Recv. Ingest cannot wait for it (its Recv
+	// returns only after Ingest did), so the Server does: its stops wait on
+	// receivers after gRPC has ended every handler.
 	reqs := make(chan *runlogv1.IngestRequest, s.maxQueued)
 	var recvErr error // written by the receiver before it closes reqs
+	s.receivers.Add(1)
 	go func() {
+		defer s.receivers.Done()
 		defer close(reqs)
 		for {
 			r, err := stream.Recv()

@@ -10,12 +10,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -403,4 +405,52 @@ func TestNoGoroutineLeak(t *testing.T) {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines left over (before: %d)\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// TestStopWaitsForStreams checks that the server owns its streams'
+// goroutines: when Stop returns, no handler and no receiver is left, without
+// waiting for gRPC to get round to them.
+func TestStopWaitsForStreams(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gs, err := hub.NewServer(st, hub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := runlogv1.NewHubClient(conn)
+	recs := storetest.Records(t, storetest.Run{Rows: 10, Keys: 1})
+	for i := range 20 {
+		stream, err := c.Ingest(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&runlogv1.IngestRequest{RunId: fmt.Sprintf("r%d", i), Records: recs}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		// Left open: the handler and its receiver are running.
+	}
+	gs.Stop()
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	if n := strings.Count(stacks, "hub.(*service).Ingest"); n > 0 {
+		t.Fatalf("%d stream goroutine frames left after Stop returned\n%s", n, stacks)
+	}
+	<-served
 }
