@@ -361,6 +361,45 @@ func TestHistoryAndListOverRPC(t *testing.T) {
 	}
 }
 
+// openStreams starts a server on st and opens n Ingest streams, each with
+// one batch acknowledged, and leaves them open. The caller stops the server
+// and closes the connection; served yields Serve's result.
+func openStreams(t *testing.T, st store.Store, n int) (gs *hub.Server, conn *grpc.ClientConn, served <-chan error) {
+	t.Helper()
+	gs, err := hub.NewServer(st, hub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gs.Serve(lis) }()
+	conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		gs.Stop()
+		t.Fatal(err)
+	}
+	c := runlogv1.NewHubClient(conn)
+	recs := storetest.Records(t, storetest.Run{Rows: 10, Keys: 1})
+	for i := range n {
+		stream, err := c.Ingest(context.Background())
+		if err == nil {
+			err = stream.Send(&runlogv1.IngestRequest{RunId: fmt.Sprintf("r%d", i), Records: recs})
+		}
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if err != nil {
+			conn.Close()
+			gs.Stop()
+			t.Fatal(err)
+		}
+	}
+	return gs, conn, done
+}
+
 // TestNoGoroutineLeak checks that streams' goroutines end with the server.
 func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
@@ -370,32 +409,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		gs, err := hub.NewServer(st, hub.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go gs.Serve(lis)
-		defer gs.Stop()
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		gs, conn, served := openStreams(t, st, 5)
+		defer func() { <-served }()
+		defer gs.Stop() // it must end the open streams
 		defer conn.Close()
-		c := runlogv1.NewHubClient(conn)
-		recs := storetest.Records(t, storetest.Run{Rows: 10, Keys: 1})
-		for range 5 {
-			stream, err := c.Ingest(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			stream.Send(&runlogv1.IngestRequest{RunId: "r", Records: recs})
-			stream.Recv()
-			// Leave the stream open: Stop must end it.
-		}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
@@ -416,36 +433,8 @@ func TestStopWaitsForStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	gs, err := hub.NewServer(st, hub.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gs, conn, served := openStreams(t, st, 20)
 	defer conn.Close()
-	c := runlogv1.NewHubClient(conn)
-	recs := storetest.Records(t, storetest.Run{Rows: 10, Keys: 1})
-	for i := range 20 {
-		stream, err := c.Ingest(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := stream.Send(&runlogv1.IngestRequest{RunId: fmt.Sprintf("r%d", i), Records: recs}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			t.Fatal(err)
-		}
-		// Left open: the handler and its receiver are running.
-	}
 	gs.Stop()
 	buf := make([]byte, 1<<20)
 	stacks := string(buf[:runtime.Stack(buf, true)])
