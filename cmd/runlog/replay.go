@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/runlog/runlog/client"
@@ -290,6 +291,7 @@ func replayOpen(ctx context.Context, root, run string, rootSet bool) (*replayRun
 	if err != nil {
 		return nil, replayLockedError(runRoot, id, path, err)
 	}
+	svc.path = path
 	r.svc, r.src = svc, svc
 	return r, nil
 }
@@ -301,6 +303,7 @@ type replayService struct {
 	conn  *grpc.ClientConn
 	c     runlogv1.RunlogClient
 	runID string
+	path  string // the run's log, named in errors
 }
 
 var _ replay.Source = (*replayService)(nil)
@@ -318,10 +321,11 @@ func replayDial(ctx context.Context, root, runID string) (*replayService, error)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", sock, err)
 	}
-	s := &replayService{ctx: ctx, conn: conn, c: runlogv1.NewRunlogClient(conn), runID: runID}
+	s := &replayService{ctx: ctx, conn: conn, c: runlogv1.NewRunlogClient(conn), runID: runID,
+		path: filepath.Join(root, "runs", runID, "wal.bolt")}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	st, err := s.c.Read(pctx, &runlogv1.ReadRequest{RunId: runID, FromSeq: 1, ToSeq: 1})
+	st, err := s.c.Read(pctx, &runlogv1.ReadRequest{RunId: runID, FromSeq: 1, ToSeq: 1, Encoded: true})
 	if err == nil {
 		_, err = st.Recv()
 	}
@@ -332,44 +336,133 @@ func replayDial(ctx context.Context, root, runID string) (*replayService, error)
 	return s, nil
 }
 
-// Scan reads records through the service's Read stream. Records come
-// decoded; they are encoded again for the Source contract.
+// Scan reads the run to the end of its log through the service.
 func (s *replayService) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
-	return s.read(s.ctx, from, false, func(r *runlogv1.Record) error {
-		data, err := proto.Marshal(r)
-		if err != nil {
-			return err
-		}
-		return fn(r.GetSeq(), data)
-	})
+	return (&replayStream{svc: s}).Scan(from, fn)
 }
 
-// read streams records from seq from, following new ones when follow is set,
-// until the log's end, ctx is done or fn fails.
-func (s *replayService) read(ctx context.Context, from uint64, follow bool, fn func(*runlogv1.Record) error) error {
-	ctx, cancel := context.WithCancel(ctx)
+// replayStream is one Read of a run through the service, as a replay.Source.
+// It asks for the records as the log stores them, so that the readers take
+// the same paths through the service as through the file (EncodedRecords
+// and AppendJSONEncoded, ApplyEncoded), and the output is the same bytes.
+// The service sends consecutive seqs and ends the stream with DATA_LOSS at
+// a damaged record, after the records before it.
+type replayStream struct {
+	svc    *replayService
+	to     uint64       // the last seq to ask for; 0 leaves the end open
+	follow bool         // after the end, wait for new records until the run finishes
+	chunk  func() error // called after each response's records; may be nil
+
+	// After Scan: the last record it passed on, as stored, and its seq.
+	last    []byte
+	lastSeq uint64
+}
+
+// Scan calls fn with each record from seq from. It returns nil at the end of
+// the stream, the context's error once the context of the service is done,
+// and a *wal.CorruptError naming the seq where the service found damage.
+func (st *replayStream) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
+	s := st.svc
+	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	st, err := s.c.Read(ctx, &runlogv1.ReadRequest{RunId: s.runID, FromSeq: from, Follow: follow})
+	from = max(from, 1)
+	rs, err := s.c.Read(ctx, &runlogv1.ReadRequest{RunId: s.runID, FromSeq: from, ToSeq: st.to, Follow: st.follow, Encoded: true})
 	if err != nil {
 		return fmt.Errorf("read through the service: %w", err)
 	}
+	next := from
 	for {
-		resp, err := st.Recv()
+		resp, err := rs.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			if ctx.Err() != nil && status.Code(err) == codes.Canceled {
-				return ctx.Err()
-			}
-			return fmt.Errorf("read through the service: %w", err)
+			return s.readError(next, err)
 		}
-		for _, r := range resp.GetRecords() {
-			if err := fn(r); err != nil {
+		recs := resp.GetEncoded()
+		if len(recs) == 0 && len(resp.GetRecords()) > 0 {
+			// A service that predates encoded reads sends them decoded.
+			if recs, err = replayMarshal(resp.GetRecords()); err != nil {
+				return fmt.Errorf("read through the service: record %d: %w", next, err)
+			}
+		}
+		for _, data := range recs {
+			// A record that does not parse is left to the reader, which
+			// reports it as it would from the file.
+			if seq, ok := replayRecordSeq(data); ok && seq != next {
+				return &wal.CorruptError{Path: s.path, Seq: next, Err: fmt.Errorf("the service sent seq %d in its place", seq)}
+			}
+			if err := fn(next, data); err != nil {
+				return err
+			}
+			next++
+		}
+		if n := len(recs); n > 0 {
+			st.last, st.lastSeq = append(st.last[:0], recs[n-1]...), next-1
+		}
+		if st.chunk != nil {
+			if err := st.chunk(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// finished reports whether the last record Scan passed on is the exit record.
+func (st *replayStream) finished() bool {
+	if st.lastSeq == 0 {
+		return false
+	}
+	e, err := replay.DecodeEvent(st.last)
+	return err == nil && e.Kind() == replay.KindExit
+}
+
+// readError turns an error that ended a Read before seq next into the
+// error of the same event on the file.
+func (s *replayService) readError(next uint64, err error) error {
+	switch st := status.Convert(err); {
+	case s.ctx.Err() != nil && st.Code() == codes.Canceled:
+		return s.ctx.Err()
+	case st.Code() == codes.DataLoss:
+		// The records before next came through; next is the damaged one.
+		return &wal.CorruptError{Path: s.path, Seq: next, Err: fmt.Errorf("reported by the service: %s", st.Message())}
+	}
+	return fmt.Errorf("read through the service from seq %d: %w", next, err)
+}
+
+// replayMarshal encodes decoded records.
+func replayMarshal(recs []*runlogv1.Record) ([][]byte, error) {
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		data, err := proto.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+// replayRecordSeq returns the seq field of an encoded Record; ok is false
+// when the record has none or does not parse that far.
+func replayRecordSeq(data []byte) (seq uint64, ok bool) {
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return 0, false
+		}
+		data = data[n:]
+		if num == 1 && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(data)
+			return v, m >= 0
+		}
+		m := protowire.ConsumeFieldValue(num, typ, data)
+		if m < 0 {
+			return 0, false
+		}
+		data = data[m:]
+	}
+	return 0, false
 }
 
 // replayLockedError explains who holds a run's log when no service answers for it.
@@ -470,6 +563,7 @@ func replayFollow(ctx context.Context, run *replayRun, o *replayOpts, w *bufio.W
 		// The file was free, but a service may still be writing the run:
 		// it opens a log only while a client has it open.
 		if s, err := replayDial(ctx, run.root, run.id); err == nil {
+			s.path = run.path
 			svc = s
 			defer s.conn.Close()
 			// Release the file so that the service can open the run.
@@ -487,39 +581,24 @@ func replayFollow(ctx context.Context, run *replayRun, o *replayOpts, w *bufio.W
 		}
 		return nil
 	}
-	var buf []byte
-	sawExit := false
-	last := uint64(0)
-	err := svc.read(ctx, o.filter.From, true, func(r *runlogv1.Record) error {
-		last = r.GetSeq()
-		if o.filter.To != 0 && r.GetSeq() > o.filter.To {
-			return errReplayFollowDone
-		}
-		if o.filter.Match(r) {
-			buf = replayAppendRecord(buf[:0], r, o.json)
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-		}
-		if r.GetExit() != nil {
-			sawExit = true
-			return errReplayFollowDone
-		}
-		// Flush at the end of what is there, so a reader sees each batch.
-		return w.Flush()
-	})
-	if errors.Is(err, errReplayFollowDone) || errors.Is(err, context.Canceled) || sawExit {
+	// The same readers as for the whole log, over a stream that goes on
+	// until the exit record (or --to), flushed at the end of each chunk so
+	// that a reader sees each batch as it comes.
+	st := &replayStream{svc: svc, to: o.filter.To, follow: true, chunk: w.Flush}
+	err := replayRecords(st, o, w)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return nil
+	case err != nil:
+		return err
+	case st.finished() || o.filter.To != 0 && st.lastSeq >= o.filter.To:
 		return nil
 	}
-	if err == nil {
-		// The service ends a follow at the end of a run it is not writing.
-		w.Flush()
-		fmt.Fprintf(stderr, "runlog replay: run %s has no exit record after seq %d and the service on %s is not writing it\n", run.id, last, run.root)
-	}
-	return err
+	// The service ends a follow at the end of a run it is not writing.
+	w.Flush()
+	fmt.Fprintf(stderr, "runlog replay: run %s has no exit record after seq %d and the service on %s is not writing it\n", run.id, st.lastSeq, run.root)
+	return nil
 }
-
-var errReplayFollowDone = errors.New("follow done")
 
 // replayState folds the run (up to --at) and prints it.
 func replayState(run *replayRun, o *replayOpts, w *bufio.Writer) error {

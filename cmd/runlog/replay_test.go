@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,28 +55,36 @@ func runReplay(t testing.TB, args ...string) (stdout, stderr string, code int) {
 // timing hides the durations and rates of --verify output.
 var timing = regexp.MustCompile(`in [0-9.]+[µmn]?s \([0-9.]+[kM]? records/s\)`)
 
+// replayGoldenCases are the golden outputs of the example run, in
+// testdata/replay/NAME.golden.
+var replayGoldenCases = []struct {
+	name string
+	args []string
+}{
+	{"text", nil},
+	{"json", []string{"--json"}},
+	{"filtered", []string{"--kind", "history,rewind", "--client", "host-a-2", "--from", "15", "--to", "19"}},
+	{"time-range", []string{"--json", "--since", "2026-11-27T16:42:13.003Z", "--until", "2026-11-27T16:42:13.004Z"}},
+	{"state", []string{"--state"}},
+	{"state-json", []string{"--state", "--json"}},
+	{"state-at", []string{"--state", "--at", "16"}},
+	{"history-csv", []string{"--history", "--csv"}},
+	{"history-keys-at", []string{"--history", "--csv", "--keys", "loss,val/loss", "--at", "18"}},
+	{"history-json", []string{"--history", "--json", "--keys", "acc"}},
+	{"verify", []string{"--verify"}},
+}
+
 func TestReplayGolden(t *testing.T) {
 	root := replayExample(t)
 	id := replaytest.ExampleRunID
-	cases := []struct {
-		name string
-		args []string
-	}{
-		{"text", []string{id}},
-		{"json", []string{id, "--json"}},
-		{"filtered", []string{id, "--kind", "history,rewind", "--client", "host-a-2", "--from", "15", "--to", "19"}},
-		{"time-range", []string{id, "--json", "--since", "2026-11-27T16:42:13.003Z", "--until", "2026-11-27T16:42:13.004Z"}},
-		{"state", []string{id, "--state"}},
-		{"state-json", []string{id, "--state", "--json"}},
-		{"state-at", []string{"--state", "--at", "16", id}},
-		{"history-csv", []string{id, "--history", "--csv"}},
-		{"history-keys-at", []string{id, "--history", "--csv", "--keys", "loss,val/loss", "--at", "18"}},
-		{"history-json", []string{id, "--history", "--json", "--keys", "acc"}},
-		{"verify", []string{id, "--verify"}},
-	}
-	for _, c := range cases {
+	for _, c := range replayGoldenCases {
 		t.Run(c.name, func(t *testing.T) {
-			out, errOut, code := runReplay(t, append(c.args, "--root", root)...)
+			args := append([]string{id}, c.args...)
+			if c.name == "state-at" {
+				// Flags may come before RUN.
+				args = []string{"--state", "--at", "16", id}
+			}
+			out, errOut, code := runReplay(t, append(args, "--root", root)...)
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
@@ -436,42 +446,41 @@ func TestReplayLockedNamesHolder(t *testing.T) {
 
 // fakeService serves Read and Verify for one run whose log it holds open, as
 // the service does, so the replay command's service path can be tested
-// before and beside the real service.
+// before and beside the real service. With decodedOnly it ignores
+// ReadRequest.encoded, as a service that predates it does.
 type fakeService struct {
 	runlogv1.UnimplementedRunlogServer
-	runID string
-	log   *wal.Log
+	runID       string
+	log         *wal.Log
+	decodedOnly bool
+	plainReads  atomic.Int64 // Read calls that did not ask for encoded
 }
 
 func (f *fakeService) Read(req *runlogv1.ReadRequest, st grpc.ServerStreamingServer[runlogv1.ReadResponse]) error {
 	if req.RunId != f.runID {
 		return status.Errorf(codes.NotFound, "no run %q", req.RunId)
 	}
+	if !req.Encoded {
+		f.plainReads.Add(1)
+	}
 	from := max(req.FromSeq, 1)
 	for {
+		if req.ToSeq != 0 && from > req.ToSeq {
+			return nil
+		}
 		changed := f.log.Changed()
-		recs, err := f.log.Read(from, 256, 0)
+		resp, n, err := f.chunk(from, req.ToSeq, req.Encoded && !f.decodedOnly)
 		if err != nil {
 			return status.Error(codes.DataLoss, err.Error())
 		}
-		if req.ToSeq != 0 {
-			for i, r := range recs {
-				if r.Seq > req.ToSeq {
-					recs = recs[:i]
-					break
-				}
-			}
-		}
-		if len(recs) > 0 {
-			if err := st.Send(&runlogv1.ReadResponse{Records: recs}); err != nil {
+		if n > 0 {
+			if err := st.Send(resp); err != nil {
 				return err
 			}
-			from = recs[len(recs)-1].Seq + 1
-			if req.ToSeq == 0 || from <= req.ToSeq {
-				continue
-			}
+			from += uint64(n)
+			continue
 		}
-		if !req.Follow || f.log.Finished() || (req.ToSeq != 0 && from > req.ToSeq) {
+		if !req.Follow || f.log.Finished() {
 			return nil
 		}
 		select {
@@ -481,6 +490,32 @@ func (f *fakeService) Read(req *runlogv1.ReadRequest, st grpc.ServerStreamingSer
 		}
 	}
 }
+
+// chunk reads up to 256 records from seq from, decoded or as stored.
+func (f *fakeService) chunk(from, to uint64, encoded bool) (*runlogv1.ReadResponse, int, error) {
+	resp := &runlogv1.ReadResponse{}
+	err := f.log.Scan(from, func(seq uint64, data []byte) error {
+		if to != 0 && seq > to || len(resp.Encoded)+len(resp.Records) == 256 {
+			return errChunkDone
+		}
+		if encoded {
+			resp.Encoded = append(resp.Encoded, append([]byte(nil), data...))
+			return nil
+		}
+		r := new(runlogv1.Record)
+		if err := proto.Unmarshal(data, r); err != nil {
+			return err
+		}
+		resp.Records = append(resp.Records, r)
+		return nil
+	})
+	if errors.Is(err, errChunkDone) {
+		err = nil
+	}
+	return resp, len(resp.Encoded) + len(resp.Records), err
+}
+
+var errChunkDone = errors.New("chunk done")
 
 func (f *fakeService) Verify(ctx context.Context, req *runlogv1.VerifyRequest) (*runlogv1.VerifyResponse, error) {
 	if req.RunId != f.runID {
@@ -493,16 +528,23 @@ func (f *fakeService) Verify(ctx context.Context, req *runlogv1.VerifyRequest) (
 // ROOT/service.sock until the test ends.
 func serveFake(t *testing.T, root, runID string) *wal.Log {
 	t.Helper()
-	l, err := wal.Open(replaytest.RunPath(root, runID), replaytest.Options())
+	return serveFakeService(t, root, &fakeService{runID: runID})
+}
+
+// serveFakeService is serveFake with the fake given.
+func serveFakeService(t *testing.T, root string, f *fakeService) *wal.Log {
+	t.Helper()
+	l, err := wal.Open(replaytest.RunPath(root, f.runID), replaytest.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.log = l
 	lis, err := net.Listen("unix", filepath.Join(root, "service.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	runlogv1.RegisterRunlogServer(srv, &fakeService{runID: runID, log: l})
+	runlogv1.RegisterRunlogServer(srv, f)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); srv.Serve(lis) }()
@@ -515,33 +557,153 @@ func serveFake(t *testing.T, root, runID string) *wal.Log {
 }
 
 func TestReplayThroughService(t *testing.T) {
-	// The same golden outputs, read through a service that holds the log.
-	root := replayExample(t)
+	// The same golden outputs, read through a service that holds the log:
+	// one that sends the records as stored, and one that predates that and
+	// sends them decoded.
+	for _, decodedOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("decodedOnly=%v", decodedOnly), func(t *testing.T) {
+			root := replayExample(t)
+			id := replaytest.ExampleRunID
+			fake := &fakeService{runID: id, decodedOnly: decodedOnly}
+			serveFakeService(t, root, fake)
+			for _, c := range replayGoldenCases {
+				if c.name == "verify" {
+					continue
+				}
+				out, errOut, code := runReplay(t, append([]string{id, "--root", root}, c.args...)...)
+				want, err := os.ReadFile(filepath.Join("testdata", "replay", c.name+".golden"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if code != 0 || out != string(want) {
+					t.Fatalf("%s through the service: exit %d %s\n%s", c.name, code, errOut, lineDiff(string(want), out))
+				}
+			}
+			out, _, code := runReplay(t, id, "--root", root, "--verify")
+			if code != 0 || !strings.Contains(out, "through the service: clean, last good seq 25") {
+				t.Fatalf("verify through the service: exit %d\n%s", code, out)
+			}
+			if n := fake.plainReads.Load(); n != 0 {
+				t.Fatalf("%d reads through the service asked for decoded records", n)
+			}
+		})
+	}
+}
+
+// replayHeld reports whether a process holds the run's log, so that replay
+// must read it through the service.
+func replayHeld(t *testing.T, root, id string) bool {
+	t.Helper()
+	l, err := wal.Open(replaytest.RunPath(root, id), wal.Options{ReadOnly: true, LockTimeout: 10 * time.Millisecond})
+	if err == nil {
+		l.Close()
+		return false
+	}
+	if !errors.Is(err, wal.ErrLocked) {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// TestReplayLiveSameAsFile reads an unfinished run from its file, then
+// through the real service that recovered it and holds it: every output is
+// the same bytes.
+func TestReplayLiveSameAsFile(t *testing.T) {
+	root := unfinishedRun(t)
 	id := replaytest.ExampleRunID
-	serveFake(t, root, id)
-	for _, c := range []struct {
-		golden string
-		args   []string
-	}{
-		{"text", nil},
-		{"json", []string{"--json"}},
-		{"filtered", []string{"--kind", "history,rewind", "--client", "host-a-2", "--from", "15", "--to", "19"}},
-		{"state-at", []string{"--state", "--at", "16"}},
-		{"state-json", []string{"--state", "--json"}},
-		{"history-csv", []string{"--history"}},
-	} {
+	fromFile := make(map[string]string)
+	for _, c := range replayGoldenCases {
 		out, errOut, code := runReplay(t, append([]string{id, "--root", root}, c.args...)...)
-		want, err := os.ReadFile(filepath.Join("testdata", "replay", c.golden+".golden"))
-		if err != nil {
-			t.Fatal(err)
+		if code != 0 || errOut != "" {
+			t.Fatalf("%s from the file: exit %d %s", c.name, code, errOut)
 		}
-		if code != 0 || out != string(want) {
-			t.Fatalf("%s through the service: exit %d %s\n%s", c.golden, code, errOut, lineDiff(string(want), out))
+		fromFile[c.name] = out
+	}
+	muxtest.StartAt(t, root, mux.Options{CrashGrace: time.Hour})
+	if !replayHeld(t, root, id) {
+		t.Fatal("the service does not hold the unfinished run")
+	}
+	for _, c := range replayGoldenCases {
+		out, errOut, code := runReplay(t, append([]string{id, "--root", root}, c.args...)...)
+		if code != 0 || errOut != "" {
+			t.Fatalf("%s through the service: exit %d %s", c.name, code, errOut)
+		}
+		want := fromFile[c.name]
+		if c.name == "verify" {
+			out = timing.ReplaceAllString(out, "in T (R records/s)")
+			want = strings.Replace(timing.ReplaceAllString(want, "in T (R records/s)"), ":", " through the service:", 1)
+		}
+		if out != want {
+			t.Fatalf("%s through the service differs from the file:\n%s", c.name, lineDiff(want, out))
 		}
 	}
-	out, _, code := runReplay(t, id, "--root", root, "--verify")
-	if code != 0 || !strings.Contains(out, "through the service: clean, last good seq 25") {
-		t.Fatalf("verify through the service: exit %d\n%s", code, out)
+}
+
+// TestReplayLiveDamage reads a run with a damaged record through the real
+// service: the records before it are printed, then the error names its seq.
+func TestReplayLiveDamage(t *testing.T) {
+	root := unfinishedRun(t)
+	id := replaytest.ExampleRunID
+	path := replaytest.RunPath(root, id)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("records"))
+		v := append([]byte(nil), b.Get(seqKey(7))...)
+		v[len(v)-3] ^= 0x40
+		return b.Put(seqKey(7), v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The history rows among records 1..6.
+	historyBefore, seq := 0, 0
+	for _, b := range replaytest.Example() {
+		for _, r := range b {
+			if seq++; seq < 7 && r.GetHistory() != nil {
+				historyBefore++
+			}
+		}
+	}
+	muxtest.StartAt(t, root, mux.Options{CrashGrace: time.Hour})
+	if !replayHeld(t, root, id) {
+		t.Fatal("the service does not hold the damaged run")
+	}
+	for _, args := range [][]string{nil, {"--json"}, {"--kind", "history"}, {"--follow"}} {
+		out, errOut, code := runReplay(t, append([]string{id, "--root", root}, args...)...)
+		lines := strings.Count(out, "\n")
+		wantLines := 6
+		if len(args) > 0 && args[0] == "--kind" {
+			wantLines = historyBefore
+		}
+		if code != 1 || lines != wantLines || !strings.Contains(errOut, "corrupt record at seq 7") {
+			t.Fatalf("%v: exit %d, %d lines (want %d), stderr %q", args, code, lines, wantLines, errOut)
+		}
+	}
+	for _, args := range [][]string{{"--state"}, {"--history"}} {
+		_, errOut, code := runReplay(t, append([]string{id, "--root", root}, args...)...)
+		if code != 1 || !strings.Contains(errOut, "corrupt record at seq 7") {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+
+	// The error is the file's: a *wal.CorruptError naming the record.
+	run, err := replayOpen(context.Background(), root, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	if run.svc == nil {
+		t.Fatal("opened the file, not the service")
+	}
+	n := 0
+	err = replay.EncodedRecords(run.src, replay.Filter{}, func(uint64, []byte) error { n++; return nil })
+	var corrupt *wal.CorruptError
+	if !errors.As(err, &corrupt) || corrupt.Seq != 7 || corrupt.Path != path || n != 6 {
+		t.Fatalf("%d records, then %v; want 6, then a *wal.CorruptError at seq 7 of %s", n, err, path)
 	}
 }
 
@@ -630,6 +792,23 @@ func TestReplayFollowStopsOnCancel(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("follow exited %d after cancel: %s", code, errb)
+	}
+}
+
+// TestReplayFollowTo: a follow with --to ends at that seq, even when it is
+// the last record there is and the run is still open.
+func TestReplayFollowTo(t *testing.T) {
+	root := unfinishedRun(t)
+	serveFake(t, root, replaytest.ExampleRunID)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sc, done, errb := followLines(t, ctx, replaytest.ExampleRunID, "--root", root, "--from", "20", "--to", "24")
+	expectLines(t, sc, 20, 24)
+	if code := <-done; code != 0 || ctx.Err() != nil || errb.Len() != 0 {
+		t.Fatalf("follow exited %d (%v): %s", code, ctx.Err(), errb)
+	}
+	if sc.Scan() {
+		t.Fatalf("output after seq 24: %q", sc.Text())
 	}
 }
 
