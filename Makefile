@@ -46,7 +46,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./replay/
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./sender/
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'SyncOffline|SyncHeld|BacklogRSS' -benchtime 1x ./cmd/runlog/
-	$(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./cmd/runlog/
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./cmd/runlog/
 	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
 	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10
 
