@@ -72,6 +72,10 @@ type Options struct {
 	// Drain makes Run return once every record the log holds is
 	// acknowledged, finished run or not (runlog sync). Without it Run
 	// follows the log until the run is finished.
+	//
+	// A draining sender is a one-off push: it creates no placeholder cursor
+	// and keeps no sync error for an upstream that never acknowledged
+	// anything, so a mistyped URL leaves no trace in the run's log.
 	Drain bool
 	// IdleCheck is the fallback wake-up while waiting for records. Zero
 	// means five seconds.
@@ -100,6 +104,7 @@ type Sender struct {
 	saved   uint64    // the cursor as stored
 	savedAt time.Time // when it was stored
 	lastErr string    // the error as stored in meta, "" when none
+	tracked bool      // the log holds this upstream's cursor
 
 	buf  []byte   // record bytes of the batch being read
 	offs []int    // end of each record in buf
@@ -147,12 +152,15 @@ func (s *Sender) Run(ctx context.Context) error {
 	if v, err := s.l.Meta(s.errKey); err == nil {
 		s.lastErr = string(v)
 	}
-	// A cursor at 0 makes the upstream show in listings before its first
-	// ack, with its error if it never answers.
+	// A cursor at 0 makes a service's upstream show in listings before its
+	// first ack, with its error if it never answers.
 	if cur, err := s.l.Cursors(); err == nil {
-		if _, ok := cur[s.cursor]; !ok {
+		_, s.tracked = cur[s.cursor]
+		if !s.tracked && !s.opts.Drain {
 			if err := s.l.SetCursor(s.cursor, 0); err != nil {
 				s.log.Debug("cannot create the cursor", "err", err)
+			} else {
+				s.tracked = true
 			}
 		}
 	}
@@ -445,13 +453,13 @@ func (s *Sender) saveCursor(mark uint64, force bool) {
 		s.log.Warn("cannot store the cursor", "seq", mark, "err", err)
 		return
 	}
-	s.saved, s.savedAt = mark, time.Now()
+	s.saved, s.savedAt, s.tracked = mark, time.Now(), true
 }
 
 // noteError keeps the last error in the log's meta, for runlog runs.
 func (s *Sender) noteError(err error) {
 	msg := err.Error()
-	if msg == s.lastErr {
+	if msg == s.lastErr || !s.tracked {
 		return
 	}
 	if werr := s.l.SetMeta(s.errKey, []byte(msg)); werr != nil {

@@ -189,6 +189,37 @@ func TestStopsOnPermanentErrors(t *testing.T) {
 	}
 }
 
+func TestOneOffPushLeavesNoTraceOfAnUpstreamThatNeverAcked(t *testing.T) {
+	h := sendertest.StartHub(t, hub.Options{})
+	l := waltest.Open(t)
+	storetest.Write(t, l, storetest.Run{Rows: 10, Keys: 1, Exit: finished})
+	refuse := func(int) error { return status.Error(codes.Unauthenticated, "no") }
+	up := &sendertest.Faulty{Up: h.Dial(sender.HubOptions{}), Fail: refuse}
+	if err := run(t, sender.New(l, "r", "grpc://typo:1", up, fast(sender.Options{Drain: true}))); err == nil {
+		t.Fatal("Run succeeded against a refusing upstream")
+	}
+	if cur, _ := l.Cursors(); len(cur) != 0 {
+		t.Fatalf("cursors %v after a one-off push nobody acknowledged", cur)
+	}
+	if v, _ := l.Meta(sender.ErrorKey("grpc://typo:1")); v != nil {
+		t.Fatalf("sync error %q kept for an upstream that never acknowledged", v)
+	}
+	// Once an upstream has acknowledged, a one-off push keeps its cursor
+	// and, later, its errors.
+	ok := &sendertest.Faulty{Up: h.Dial(sender.HubOptions{})}
+	if err := run(t, sender.New(l, "r", h.URL, ok, fast(sender.Options{Drain: true}))); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := l.Cursor(sender.CursorName(h.URL)); c != l.LastSeq() {
+		t.Fatalf("cursor %d, want %d", c, l.LastSeq())
+	}
+	up = &sendertest.Faulty{Up: h.Dial(sender.HubOptions{}), Fail: refuse}
+	run(t, sender.New(l, "r", h.URL, up, fast(sender.Options{Drain: true})))
+	if v, _ := l.Meta(sender.ErrorKey(h.URL)); !bytes.Contains(v, []byte("no")) {
+		t.Fatalf("sync error %q, want the refusal", v)
+	}
+}
+
 func TestWrongTokenStopsAtOnce(t *testing.T) {
 	h := sendertest.StartHub(t, hub.Options{Token: "right"})
 	l := waltest.Open(t)

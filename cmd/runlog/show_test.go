@@ -110,8 +110,13 @@ func TestRunsShowsSyncState(t *testing.T) {
 	root := t.TempDir()
 	makeRun(t, root, "ok", storetest.Run{Rows: 20, Keys: 1, Exit: exitFinished})
 	makeRun(t, root, "bad", storetest.Run{Rows: 20, Keys: 1, Exit: exitFinished})
-	runCmd(t, "sync", "--root", root, "--upstream", h.URL, "--token-file", tok, "ok")
-	runCmd(t, "sync", "--root", root, "--upstream", h.URL, "--token-file", wrong, "bad")
+	makeRun(t, root, "typo", storetest.Run{Rows: 20, Keys: 1, Exit: exitFinished})
+	runCmd(t, "sync", "--root", root, "--upstream", h.URL, "--token-file", tok, "ok", "bad")
+	// A later sync of "bad" is refused: its last error shows beside its
+	// synced seq. "typo" was only ever pushed to an upstream that refused
+	// it, which leaves nothing in its log (a mistyped URL would otherwise
+	// show as lagging forever).
+	runCmd(t, "sync", "--root", root, "--upstream", h.URL, "--token-file", wrong, "bad", "typo")
 
 	code, stdout, stderr := runCmd(t, "runs", "--root", root, "--json")
 	if code != 0 {
@@ -124,15 +129,18 @@ func TestRunsShowsSyncState(t *testing.T) {
 		Lag        map[string]uint64 `json:"lag"`
 		SyncErrors map[string]string `json:"sync_errors"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 2 {
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 3 {
 		t.Fatalf("runs --json: %v\n%s", err, stdout)
 	}
-	bad, ok := rows[0], rows[1]
+	bad, ok, typo := rows[0], rows[1], rows[2]
 	if ok.Synced[h.URL] != 23 || ok.Lag[h.URL] != 0 || len(ok.SyncErrors) != 0 {
 		t.Fatalf("synced run: %+v", ok)
 	}
-	if bad.Synced[h.URL] != 0 || bad.Lag[h.URL] != 23 || !strings.Contains(bad.SyncErrors[h.URL], "Unauthenticated") {
+	if bad.Synced[h.URL] != 23 || bad.Lag[h.URL] != 0 || !strings.Contains(bad.SyncErrors[h.URL], "Unauthenticated") {
 		t.Fatalf("refused run: %+v", bad)
+	}
+	if len(typo.Synced) != 0 || len(typo.SyncErrors) != 0 {
+		t.Fatalf("run pushed only to a refusing upstream: %+v", typo)
 	}
 	_, stdout, _ = runCmd(t, "runs", "--root", root)
 	for _, want := range []string{"SYNCED", "LAG", "SYNC ERROR", "Unauthenticated"} {
