@@ -170,8 +170,14 @@ func TestSyncWrongTokenFailsWithoutRetrying(t *testing.T) {
 		!strings.Contains(rep.Runs[0].Error, "--token-file") {
 		t.Fatalf("exit %d, %+v\n%s", code, rep, stderr)
 	}
-	// One refused call, not fifty: the hub logs each refusal.
-	if n := strings.Count(h.stderr.String(), "call refused"); n != 1 {
+	// One refused call, not fifty: the hub logs each refusal. Its stderr
+	// reaches the test through a pipe, so the line may still be on its way
+	// (sync has exited: no more calls can come).
+	refused := func() int { return strings.Count(h.stderr.String(), "call refused") }
+	for deadline := time.Now().Add(10 * time.Second); refused() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := refused(); n != 1 {
 		t.Fatalf("hub refused %d calls, want 1\n%s", n, h.stderr.String())
 	}
 	code, rep, _ = syncJSONRun(t, "--root", root, "--upstream", h.URL, "--token-file", tokenFile, "r")
