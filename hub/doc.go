@@ -11,7 +11,10 @@
 //     flight gets them committed together.
 //   - A gap ends the stream with FAILED_PRECONDITION and a HighWaterMark
 //     detail; a record the store cannot take ends it with INVALID_ARGUMENT,
-//     also with the mark after the records before it. Errors are mapped to
+//     also with the mark after the records before it. A record that differs
+//     from the one the hub holds at its seq (another run uses the run id)
+//     ends it with ALREADY_EXISTS, which senders do not retry, naming the
+//     run and the seq; nothing of that append is stored. Errors are mapped to
 //     gRPC status in one place (statusOf).
 //   - With Options.Token set, every RPC, the health check included, needs
 //     the metadata "authorization: Bearer <token>"; the comparison takes

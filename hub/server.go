@@ -197,7 +197,7 @@ func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest,
 		}
 		if err != nil {
 			st := statusOf(err)
-			if st.Code() == codes.InvalidArgument || st.Code() == codes.FailedPrecondition {
+			if c := st.Code(); c == codes.InvalidArgument || c == codes.FailedPrecondition || c == codes.AlreadyExists {
 				s.log.Warn("ingest refused", "run", runID, "high_water", hw, "err", err)
 			}
 			return withMark(st, runID, hw, err)
@@ -244,9 +244,16 @@ func withMark(st *status.Status, runID string, hw uint64, err error) error {
 func statusOf(err error) *status.Status {
 	var gap *store.GapError
 	var bad *store.RecordError
+	var mm *store.MismatchError
 	switch {
 	case errors.As(err, &gap):
 		return status.New(codes.FailedPrecondition, gap.Error())
+	case errors.As(err, &mm):
+		// Not FAILED_PRECONDITION: a sender would rewind and resend the
+		// same records forever.
+		return status.New(codes.AlreadyExists, fmt.Sprintf(
+			"run %s on the hub holds a different record at seq %d: another run uses this run id; sync this run under another id",
+			mm.RunID, mm.Seq))
 	case errors.As(err, &bad):
 		return status.New(codes.InvalidArgument, bad.Error())
 	case errors.Is(err, store.ErrBadRunID):

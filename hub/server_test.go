@@ -194,6 +194,33 @@ func TestIngestGapEndsStreamWithMark(t *testing.T) {
 	}
 }
 
+func TestIngestRefusesAnotherRunWithTheSameID(t *testing.T) {
+	addr, st := serve(t, hub.Options{})
+	c := dial(t, addr)
+	first := storetest.Records(t, storetest.Run{Rows: 20, Keys: 1})
+	other := storetest.Records(t, storetest.Run{Rows: 20, Keys: 1})
+	if _, err := st.Append(context.Background(), "baseline", first[:10]); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := c.Ingest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&runlogv1.IngestRequest{RunId: "baseline", Batch: 1, Records: other[9:]})
+	_, err = stream.Recv()
+	if code := status.Code(err); code != codes.AlreadyExists {
+		t.Fatalf("another run at the mark: %v, want ALREADY_EXISTS", err)
+	}
+	for _, want := range []string{"run baseline", "different record at seq 10", "another run uses this run id", "another id"} {
+		if !strings.Contains(status.Convert(err).Message(), want) {
+			t.Fatalf("refusal %q does not say %q", status.Convert(err).Message(), want)
+		}
+	}
+	if hw, err := st.HighWater(context.Background(), "baseline"); err != nil || hw != 10 {
+		t.Fatalf("after the refusal the hub holds %d, %v; want 10", hw, err)
+	}
+}
+
 func TestIngestRefusesBadInput(t *testing.T) {
 	addr, _ := serve(t, hub.Options{})
 	c := dial(t, addr)

@@ -6,9 +6,16 @@
 // # Invariants
 //
 //   - The upstream's high-water mark is the truth. Every push session starts
-//     by asking for it and sends from the record after it, so a restart after
-//     any crash resends at most what was in flight, and the upstream drops
-//     those duplicates by (run, seq).
+//     by asking for it and sends from the record at it, so a restart after
+//     any crash resends at most what was in flight plus that one record, and
+//     the upstream drops those duplicates by (run, seq) once it has checked
+//     that their bytes are the ones it holds. The record at the mark is the
+//     identity check: a different run that uses the same run id differs
+//     there (every record carries the run's ULID and a time), and the
+//     upstream refuses it with ALREADY_EXISTS rather than append the
+//     different run's later records to the run it holds. The check record is
+//     resent even when the upstream holds everything; it moves no mark and
+//     is not counted as sent (Options.OnAck).
 //   - The cursor "upstream:<URL>" in the run's wal moves only to a mark the
 //     upstream acknowledged, never past it. It is written after acks (at most
 //     every Options.CursorInterval while acks stream in, and whenever the

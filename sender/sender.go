@@ -272,8 +272,12 @@ func (s *Sender) session(ctx context.Context) (progressed bool, err error) {
 		return false, fmt.Errorf("%w: the upstream holds %d records of run %s, this log %d; was another run with the same id synced there?",
 			ErrConflict, acked, s.runID, last)
 	}
-	s.saveCursor(acked, true)
-	next := acked + 1
+	// Send from the record the upstream holds at its mark, not the one
+	// after it: the upstream compares it with its own and refuses another
+	// run that uses the same id (ALREADY_EXISTS) instead of mixing the two.
+	// The ack of that record leaves the mark where it is, and only that ack
+	// lets the cursor move to the mark.
+	next := max(acked, 1)
 	s.log.Debug("session started", "high_water", acked)
 
 	var (
@@ -329,7 +333,11 @@ func (s *Sender) session(ctx context.Context) (progressed bool, err error) {
 
 		if len(pending) == 0 {
 			if damaged != nil {
-				s.saveCursor(acked, true)
+				if next > acked {
+					// Not when the damaged record is the unchecked one
+					// at the upstream's mark.
+					s.saveCursor(acked, true)
+				}
 				return progressed, damaged
 			}
 			if acked == last {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,14 +82,19 @@ func TestSyncsFinishedRun(t *testing.T) {
 	if m := up.MaxOutstanding(); m > 3 || m < 2 {
 		t.Fatalf("at most %d batches in flight, want 2..3 (pipelined, bounded by MaxInflight)", m)
 	}
-	// A second run sends nothing.
+	// A second run sends only the record at the hub's mark, which the hub
+	// checks against its own, and adds nothing.
 	up2 := &sendertest.Faulty{Up: up.Up}
-	if err := run(t, sender.New(l, "r1", h.URL, up2, fast(sender.Options{}))); err != nil {
+	var added2 uint64
+	if err := run(t, sender.New(l, "r1", h.URL, up2, fast(sender.Options{
+		OnAck: func(_, n uint64) { added2 += n },
+	}))); err != nil {
 		t.Fatal(err)
 	}
-	if up2.Sent() != 0 {
-		t.Fatalf("second run sent %d records, want 0", up2.Sent())
+	if up2.Sent() != 1 || added2 != 0 {
+		t.Fatalf("second run sent %d records and added %d, want 1 (the check) and 0", up2.Sent(), added2)
 	}
+	checkSynced(t, h, "r1", l)
 }
 
 func TestFollowsLiveRun(t *testing.T) {
@@ -277,8 +284,8 @@ func TestResumesFromHubMark(t *testing.T) {
 	if err := run(t, sender.New(l, "r", h.URL, up, fast(sender.Options{}))); err != nil {
 		t.Fatal(err)
 	}
-	if want := l.LastSeq() - 1234; up.Sent() != want {
-		t.Fatalf("sent %d records, want %d (only what the hub lacked)", up.Sent(), want)
+	if want := l.LastSeq() - 1234 + 1; up.Sent() != want {
+		t.Fatalf("sent %d records, want %d (the record at the hub's mark and what the hub lacked)", up.Sent(), want)
 	}
 	checkSynced(t, h, "r", l)
 }
@@ -379,6 +386,66 @@ func TestConflictWhenHubHoldsMore(t *testing.T) {
 	err := run(t, sender.New(l, "r", h.URL, h.Dial(sender.HubOptions{}), fast(sender.Options{})))
 	if !errors.Is(err, sender.ErrConflict) {
 		t.Fatalf("Run: %v, want ErrConflict", err)
+	}
+}
+
+func TestRefusesAnotherRunWithTheSameID(t *testing.T) {
+	// Two machines log runs under the same id; the second is at least as
+	// long as what the hub holds of the first, so the mark alone cannot
+	// tell them apart.
+	for _, tc := range []struct {
+		name        string
+		firstRows   int // of the run already on the hub
+		firstExited bool
+		otherRows   int
+	}{
+		{"longer", 100, true, 300},
+		{"same length", 100, true, 100},
+		{"hub holds a live prefix", 50, false, 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := sendertest.StartHub(t, hub.Options{})
+			first := waltest.Open(t)
+			r := storetest.Run{Rows: tc.firstRows, Keys: 1}
+			if tc.firstExited {
+				r.Exit = finished
+			}
+			storetest.Write(t, first, r)
+			if err := run(t, sender.New(first, "baseline", h.URL, h.Dial(sender.HubOptions{}), fast(sender.Options{Drain: true}))); err != nil {
+				t.Fatal(err)
+			}
+			checkSynced(t, h, "baseline", first)
+
+			other := waltest.Open(t)
+			storetest.Write(t, other, storetest.Run{Rows: tc.otherRows, Keys: 1, Exit: finished})
+			up := &sendertest.Faulty{Up: h.Dial(sender.HubOptions{})}
+			var added uint64
+			s := sender.New(other, "baseline", h.URL, up, fast(sender.Options{
+				BatchRecords: 64,
+				OnAck:        func(_, n uint64) { added += n },
+			}))
+			err := run(t, s)
+			if status.Code(err) != codes.AlreadyExists || !sender.Permanent(err) {
+				t.Fatalf("Run: %v, want a permanent ALREADY_EXISTS", err)
+			}
+			mark := first.LastSeq()
+			for _, want := range []string{"run baseline", fmt.Sprintf("different record at seq %d", mark), "another run uses this run id"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("Run: %q does not say %q", err, want)
+				}
+			}
+			if up.Opens() != 1 || added != 0 {
+				t.Fatalf("%d sessions, %d records added; want 1 and 0 (no retries)", up.Opens(), added)
+			}
+			// The hub still holds exactly the first run.
+			checkSynced(t, h, "baseline", first)
+			if c, _ := other.Cursor(sender.CursorName(h.URL)); c > 0 {
+				t.Fatalf("the other run's cursor is %d, want none", c)
+			}
+			if v, err := other.Meta(sender.ErrorKey(h.URL)); err != nil || !strings.Contains(string(v), "another run uses this run id") {
+				t.Fatalf("sync error kept in the log: %q, %v", v, err)
+			}
+		})
 	}
 }
 

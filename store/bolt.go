@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -200,7 +201,7 @@ func (b *Bolt) Close() error {
 // pending is one record of an append, prepared outside the writer.
 type pending struct {
 	seq     uint64
-	val     []byte       // CRC-32C + record bytes, the stored value
+	val     []byte       // CRC-32C + record bytes, the stored value (also for a duplicate)
 	ev      replay.Event // decoded for the fold
 	decoded bool         // false for a known duplicate
 	err     error        // why the record cannot be stored
@@ -249,15 +250,16 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 			continue
 		}
 		p.seq = seq
-		if seq <= known {
-			continue // a duplicate: the writer skips it without looking
+		if seq > known {
+			ev, err := replay.DecodeEvent(data)
+			if err != nil {
+				p.err = fmt.Errorf("does not decode: %w", err)
+				continue
+			}
+			p.ev, p.decoded = ev, true
 		}
-		ev, err := replay.DecodeEvent(data)
-		if err != nil {
-			p.err = fmt.Errorf("does not decode: %w", err)
-			continue
-		}
-		p.ev, p.decoded = ev, true
+		// A duplicate is kept undecoded: the writer compares its bytes
+		// with the stored record's.
 		off := len(buf)
 		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(data, castagnoli))
 		buf = append(buf, data...)
@@ -413,7 +415,7 @@ func (b *Bolt) commit(batch []*appendReq) {
 }
 
 func isRequestError(err error) bool {
-	return errors.Is(err, ErrGap) || errors.Is(err, ErrBadRecord)
+	return errors.Is(err, ErrGap) || errors.Is(err, ErrBadRecord) || errors.Is(err, ErrMismatch)
 }
 
 // evict keeps the writer's cache bounded, sparing the runs just written.
@@ -464,9 +466,12 @@ func (b *Bolt) load(tx *bolt.Tx, runID string) (*runCache, error) {
 
 // apply stores the records of req that extend the run, stopping at the first
 // one it cannot store. It returns the run's mark after them and, for a
-// refused record, a *GapError or *RecordError; any other error fails the
-// transaction.
+// refused record, a *GapError, *RecordError or *MismatchError; any other
+// error fails the transaction.
 func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) {
+	if err := b.checkDuplicates(tx, rc, req); err != nil {
+		return rc.hw, err
+	}
 	var recs *bolt.Bucket
 	for i := range req.recs {
 		p := &req.recs[i]
@@ -506,6 +511,38 @@ func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) 
 		rc.dirty = true
 	}
 	return rc.hw, nil
+}
+
+// checkDuplicates compares each record of req at or below the run's mark
+// with the stored one, before apply stores anything, and returns a
+// *MismatchError for the first that differs. A duplicate arrives only with a
+// resend or a sender's first batch, so this reads little.
+func (b *Bolt) checkDuplicates(tx *bolt.Tx, rc *runCache, req *appendReq) error {
+	var recs *bolt.Bucket
+	for i := range req.recs {
+		p := &req.recs[i]
+		if p.err != nil || p.seq > rc.hw {
+			continue
+		}
+		if recs == nil {
+			if rb := tx.Bucket(bucketRuns).Bucket([]byte(req.runID)); rb != nil {
+				recs = rb.Bucket(bucketRecords)
+			}
+			if recs == nil {
+				return fmt.Errorf("run %s: mark %d but no records bucket", req.runID, rc.hw)
+			}
+		}
+		var key [8]byte
+		binary.BigEndian.PutUint64(key[:], p.seq)
+		stored := recs.Get(key[:])
+		if stored == nil {
+			return fmt.Errorf("run %s: record seq %d below the mark %d is missing", req.runID, p.seq, rc.hw)
+		}
+		if !bytes.Equal(stored, p.val) {
+			return &MismatchError{RunID: req.runID, Seq: p.seq}
+		}
+	}
+	return nil
 }
 
 // runRecords returns the run's records bucket, creating the run's buckets.

@@ -427,3 +427,59 @@ func TestRecordsReportsCorruption(t *testing.T) {
 		t.Fatalf("read damaged run: %d records then %v; want 6 then a CorruptError at seq 7", n, err)
 	}
 }
+
+func TestAppendRefusesAnotherRunWithTheSameID(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Open(t)
+	first := storetest.Records(t, storetest.Run{Rows: 20, Keys: 1})
+	other := storetest.Records(t, storetest.Run{Rows: 30, Keys: 1})
+	if bytes.Equal(first[9], other[9]) {
+		t.Fatal("two generated runs share a record at seq 10")
+	}
+	if _, err := s.Append(ctx, "r", first[:10]); err != nil {
+		t.Fatal(err)
+	}
+	// The same bytes at stored seqs are a resend: skipped, the rest stored.
+	hw, err := s.Append(ctx, "r", first[5:12])
+	if err != nil || hw != 12 {
+		t.Fatalf("resend from seq 6: mark %d, %v; want 12", hw, err)
+	}
+
+	tests := []struct {
+		name  string
+		batch [][]byte
+		seq   uint64
+	}{
+		{"at the mark", other[11:20], 12},
+		{"below the mark", other[3:5], 4},
+		{"mark alone", other[11:12], 12},
+		// The first record is the resend; the second differs.
+		{"after an equal one", append([][]byte{first[10]}, other[11:15]...), 12},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hw, err := s.Append(ctx, "r", tc.batch)
+			var mm *store.MismatchError
+			if !errors.As(err, &mm) || !errors.Is(err, store.ErrMismatch) {
+				t.Fatalf("append of another run: %v, want a MismatchError", err)
+			}
+			if mm.RunID != "r" || mm.Seq != tc.seq || hw != 12 {
+				t.Fatalf("mismatch: run %q seq %d, mark %d; want r, %d, 12", mm.RunID, mm.Seq, hw, tc.seq)
+			}
+		})
+	}
+	// Nothing of the refused appends was stored.
+	sameRecords(t, stored(t, s, "r"), first[:12])
+	run, _, err := s.Run(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.GetHighWater() != 12 || !bytes.Equal(run.GetDigest(), storetest.Digest(first[:12])) {
+		t.Fatalf("after refusals: mark %d digest %x; want 12 and %x", run.GetHighWater(), run.GetDigest(), storetest.Digest(first[:12]))
+	}
+	// The run itself goes on.
+	if hw, err := s.Append(ctx, "r", first[11:]); err != nil || hw != uint64(len(first)) {
+		t.Fatalf("append of the run from its mark: %d, %v", hw, err)
+	}
+	sameRecords(t, stored(t, s, "r"), first)
+}

@@ -9,8 +9,15 @@
 //
 //   - A run holds exactly its records 1..HighWater, each stored once with the
 //     bytes the run's log wrote. Append skips records at or below the mark
-//     (duplicates of a resend), stores the record at HighWater+1 and refuses
-//     one beyond it with a *GapError; nothing is ever overwritten.
+//     whose bytes equal the stored ones (duplicates of a resend), stores the
+//     record at HighWater+1 and refuses one beyond it with a *GapError;
+//     nothing is ever overwritten.
+//   - A record at or below the mark whose bytes differ from the stored one
+//     belongs to another run that uses the same run id: Append refuses the
+//     whole append with a *MismatchError before storing any of it. The
+//     comparison reads the stored record only for duplicates, which come
+//     from resends and from a sender's first batch, which starts at the
+//     mark to let the store check that it continues the same run.
 //   - Append returns only after the transaction that holds the records has
 //     committed with fsync. The high-water mark it returns is durable.
 //   - Each run's derived state (a replay.State snapshot), its index entry and

@@ -16,8 +16,10 @@ type Store interface {
 	// Append stores the records of runID that extend its high-water mark.
 	// records are encoded runlog.v1.Record messages with consecutive
 	// sequences, as the run's log stores them. Records at or below the mark
-	// are skipped; the first record beyond mark+1 stops the append with a
-	// *GapError. A record that cannot be stored (it does not decode, or it
+	// are skipped when their bytes equal the stored record's; one that
+	// differs refuses the whole append with a *MismatchError, before any
+	// record of it is stored. The first record beyond mark+1 stops the
+	// append with a *GapError. A record that cannot be stored (it does not decode, or it
 	// follows the run's exit record) stops it with a *RecordError; the
 	// records before it are stored. Append returns the run's high-water mark
 	// after it, durable when Append returns, also when it returns an error.
@@ -77,6 +79,8 @@ var (
 	ErrGap = errors.New("store: gap in sequence")
 	// ErrBadRecord matches every *RecordError.
 	ErrBadRecord = errors.New("store: bad record")
+	// ErrMismatch matches every *MismatchError.
+	ErrMismatch = errors.New("store: different record at a stored seq")
 )
 
 // GapError is returned by Append when a record would leave a gap after the
@@ -94,6 +98,23 @@ func (e *GapError) Error() string {
 
 // Is makes errors.Is(err, ErrGap) true.
 func (e *GapError) Is(target error) bool { return target == ErrGap }
+
+// MismatchError is returned by Append for a record at or below the run's
+// high-water mark whose bytes differ from the record the store holds at that
+// seq. Every record carries its run's random ULID and a time, so a resend of
+// the same run never differs: another run uses the same run id. Nothing of
+// the append is stored.
+type MismatchError struct {
+	RunID string
+	Seq   uint64 // the seq whose stored record differs
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("run %s: the store holds a different record at seq %d: another run uses this run id", e.RunID, e.Seq)
+}
+
+// Is makes errors.Is(err, ErrMismatch) true.
+func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
 
 // RecordError is returned by Append for a record that cannot be stored.
 type RecordError struct {

@@ -461,7 +461,8 @@ const (
 
 // servicePush pushes a run to the hub from the service that holds its log.
 // Like a sender it starts each session at the hub's mark and sends the
-// records after it exactly as stored, but it reads them from the service's
+// record at it (the hub's identity check) and those after it exactly as
+// stored, but it reads them from the service's
 // Read stream (encoded) and leaves the cursor alone: only the service may
 // write the log. Memory stays bounded: one batch being filled, the batches
 // in flight, and the gRPC windows.
@@ -540,9 +541,11 @@ func (p *servicePush) session(ctx context.Context) (progressed bool, err error) 
 		return false, err
 	}
 	p.acked = hw
-	// The mark itself is read again, and dropped: a log that lacks it is
-	// not the run the hub holds.
-	from, skip := max(hw, 1), hw > 0
+	// The record at the mark is sent again: the hub compares it with its
+	// own and refuses another run that uses the same id (ALREADY_EXISTS).
+	// Its ack leaves the mark where it is. A log that lacks it is not the
+	// run the hub holds.
+	from, check := max(hw, 1), hw > 0
 	rs, err := p.svc.c.Read(ctx, &runlogv1.ReadRequest{RunId: p.id, FromSeq: from, Encoded: true})
 	if err != nil {
 		return false, fmt.Errorf("read through the service: %w", err)
@@ -583,11 +586,7 @@ func (p *servicePush) session(ctx context.Context) (progressed bool, err error) 
 			break
 		}
 		for _, r := range resp.GetEncoded() {
-			if skip {
-				skip = false
-				next++
-				continue
-			}
+			check = false
 			if len(recs) > 0 && (len(recs) >= servicePushRecords || size+len(r) > servicePushBytes) {
 				if err := flush(); err != nil {
 					return progressed, err
@@ -598,7 +597,7 @@ func (p *servicePush) session(ctx context.Context) (progressed bool, err error) 
 			next++
 		}
 	}
-	if readErr == nil && skip {
+	if readErr == nil && check {
 		return false, fmt.Errorf("%w: the hub holds %d records of run %s, the service's log fewer; was another run with the same id synced there?",
 			sender.ErrConflict, hw, p.id)
 	}

@@ -186,6 +186,41 @@ func TestSyncWrongTokenFailsWithoutRetrying(t *testing.T) {
 	}
 }
 
+func TestSyncRefusesAnotherRunWithTheSameID(t *testing.T) {
+	h := startHub(t)
+	c := h.client(t)
+	// Two machines each log a run they call "baseline".
+	firstRoot, otherRoot := t.TempDir(), t.TempDir()
+	firstPath := makeRun(t, firstRoot, "baseline", storetest.Run{Rows: 100, Keys: 2, Exit: exitFinished})
+	makeRun(t, otherRoot, "baseline", storetest.Run{Rows: 500, Keys: 2, Exit: exitFinished})
+	code, rep, stderr := syncJSONRun(t, "--root", firstRoot, "--upstream", h.URL, "baseline")
+	if code != 0 || rep.Synced != 1 {
+		t.Fatalf("first run: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	_, mark := logDigest(t, firstPath)
+
+	code, rep, stderr = syncJSONRun(t, "--root", otherRoot, "--upstream", h.URL, "--retries", "50", "baseline")
+	if code != 1 || rep.Failed != 1 || rep.RecordsSent != 0 {
+		t.Fatalf("other run: exit %d, %+v\n%s", code, rep, stderr)
+	}
+	for _, want := range []string{fmt.Sprintf("different record at seq %d", mark), "another run uses this run id", "another id"} {
+		if !strings.Contains(rep.Runs[0].Error, want) {
+			t.Fatalf("error %q does not say %q", rep.Runs[0].Error, want)
+		}
+	}
+	checkHubHolds(t, c, "baseline", firstPath)
+	// One refusal, not fifty: the hub logs each. Its stderr reaches the
+	// test through a pipe, so the line may still be on its way (sync has
+	// exited: no more calls can come).
+	refused := func() int { return strings.Count(h.stderr.String(), "ingest refused") }
+	for deadline := time.Now().Add(10 * time.Second); refused() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := refused(); n != 1 {
+		t.Fatalf("hub refused %d ingests, want 1\n%s", n, h.stderr.String())
+	}
+}
+
 func TestSyncSkipsRunHeldByAnotherProcess(t *testing.T) {
 	h := startHub(t)
 	root := t.TempDir()
