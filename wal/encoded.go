@@ -2,10 +2,12 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -38,23 +40,32 @@ const (
 // record. The same invariants hold as for Append: one transaction, durable on
 // return, nothing of the batch in the log on error.
 func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
+	first, _, err = l.appendEncoded(recs, nil, false)
+	return first, err
+}
+
+// appendEncoded is AppendEncoded that also returns the time stamped on the
+// batch and, when ids is not nil, each record's ULID in ids. typed says the
+// bodies were encoded from typed records by Append: a typed record may carry
+// no payload, bytes from the wire must carry one.
+func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first uint64, now int64, err error) {
 	if len(recs) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if l.ro {
-		return 0, fmt.Errorf("append wal %s: read-only", l.path)
+		return 0, 0, fmt.Errorf("append wal %s: read-only", l.path)
 	}
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 
 	end, err := l.end()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	seq, id, last, step := end.seq, end.id, end.time, end.step
 	first = seq + 1
 
-	now := l.now().UnixNano()
+	now = l.now().UnixNano()
 	if now < last {
 		now = last
 	}
@@ -66,11 +77,14 @@ func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
 	for i := range recs {
 		r := &recs[i]
 		if finished {
-			return 0, fmt.Errorf("append wal %s: record %d follows the exit record: %w", l.path, i, ErrBadBatch)
+			return 0, 0, fmt.Errorf("append wal %s: record %d follows the exit record: %w", l.path, i, ErrBadBatch)
 		}
 		p, err := scanBody(r.Body)
+		if err == nil && p.field == 0 && !typed {
+			err = errNoPayload
+		}
 		if err != nil {
-			return 0, fmt.Errorf("append wal %s: record %d: %v: %w", l.path, i, err, ErrBadBatch)
+			return 0, 0, fmt.Errorf("append wal %s: record %d: %v: %w", l.path, i, err, ErrBadBatch)
 		}
 		switch p.field {
 		case fieldHistory, fieldRewind:
@@ -80,6 +94,9 @@ func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
 		}
 		seq++
 		id = l.nextID(id, ms)
+		if ids != nil {
+			ids[i] = id
+		}
 		if r.ClientID != "" && r.ClientSeq > clients[r.ClientID] {
 			clients[r.ClientID] = r.ClientSeq
 		}
@@ -105,9 +122,9 @@ func (l *Log) AppendEncoded(recs []Encoded) (first uint64, err error) {
 	}
 	offs[len(recs)] = len(buf)
 	if err := l.write(first, buf, offs, clients, logEnd{seq, id, now, step, finished}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return first, nil
+	return first, now, nil
 }
 
 // bodyPayload is what the log needs to know about an encoded payload.
@@ -117,7 +134,7 @@ type bodyPayload struct {
 }
 
 // scanBody checks the top level of an encoded record body: no header fields,
-// exactly one payload field. For history rows and rewinds it reads the step.
+// at most one payload field (field is 0 when there is none). For history rows and rewinds it reads the step.
 func scanBody(b []byte) (bodyPayload, error) {
 	var p bodyPayload
 	for len(b) > 0 {
@@ -157,11 +174,10 @@ func scanBody(b []byte) (bodyPayload, error) {
 		}
 		b = b[m:]
 	}
-	if p.field == 0 {
-		return p, fmt.Errorf("body holds no payload")
-	}
 	return p, nil
 }
+
+var errNoPayload = errors.New("body holds no payload")
 
 // scanStep reads field 1 (step, an int64) of a HistoryRow or Rewind; the
 // last occurrence wins, as in a decoder.

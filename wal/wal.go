@@ -268,63 +268,28 @@ func (l *Log) Append(recs []*runlogv1.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if l.ro {
-		return fmt.Errorf("append wal %s: read-only", l.path)
+	// One stamping path: encode each record's body (everything but the
+	// fields the log stamps) and append it as AppendEncoded does.
+	encs := make([]Encoded, len(recs))
+	for i, r := range recs {
+		client, cseq := r.ClientId, r.ClientSeq
+		r.Seq, r.Id, r.TimeUnixNano, r.ClientId, r.ClientSeq = 0, nil, 0, "", 0
+		body, err := proto.Marshal(r)
+		r.ClientId, r.ClientSeq = client, cseq
+		if err != nil {
+			return fmt.Errorf("append wal %s: encode record %d: %w", l.path, i, err)
+		}
+		encs[i] = Encoded{ClientID: client, ClientSeq: cseq, Body: body}
 	}
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-
-	end, err := l.end()
+	ids := make([]ulid.ULID, len(recs))
+	first, now, err := l.appendEncoded(encs, ids, true)
 	if err != nil {
 		return err
 	}
-	seq, id, last, step := end.seq, end.id, end.time, end.step
-
-	now := l.now().UnixNano()
-	if now < last {
-		now = last
-	}
-	ms := uint64(now / int64(time.Millisecond))
-	clients := make(map[string]uint64, 1)
-	finished := false
 	for i, r := range recs {
-		if finished {
-			return fmt.Errorf("append wal %s: record %d follows the exit record: %w", l.path, i, ErrBadBatch)
-		}
-		seq++
-		id = l.nextID(id, ms)
-		r.Seq = seq
-		r.Id = append(r.Id[:0], id[:]...)
-		r.TimeUnixNano = now
-		if r.ClientId != "" && r.ClientSeq > clients[r.ClientId] {
-			clients[r.ClientId] = r.ClientSeq
-		}
-		switch p := r.Payload.(type) {
-		case *runlogv1.Record_History:
-			step = p.History.GetStep()
-		case *runlogv1.Record_Rewind:
-			step = p.Rewind.GetStep()
-		case *runlogv1.Record_Exit:
-			finished = true
-		}
+		r.Seq, r.Id, r.TimeUnixNano = first+uint64(i), append(r.Id[:0], ids[i][:]...), now
 	}
-
-	// Encode outside the transaction: the write lock is held only for puts.
-	buf := l.buf[:0]
-	offs := make([]int, len(recs)+1)
-	opts := proto.MarshalOptions{Deterministic: false}
-	for i, r := range recs {
-		offs[i] = len(buf)
-		buf = append(buf, 0, 0, 0, 0)
-		var err error
-		buf, err = opts.MarshalAppend(buf, r)
-		if err != nil {
-			return fmt.Errorf("append wal %s: encode seq %d: %w", l.path, r.Seq, err)
-		}
-		binary.BigEndian.PutUint32(buf[offs[i]:], crc32.Checksum(buf[offs[i]+4:], castagnoli))
-	}
-	offs[len(recs)] = len(buf)
-	return l.write(recs[0].Seq, buf, offs, clients, logEnd{seq, id, now, step, finished})
+	return nil
 }
 
 // logEnd is the end of the log after an append: what the next one builds on.
