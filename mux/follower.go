@@ -28,16 +28,12 @@ type Follower interface {
 	Follow(ctx context.Context, runID string, l *wal.Log) error
 }
 
-// MetaSyncMode is the wal meta key holding the sync mode a run was created
-// with: "offline", "online", or absent when Init left it to the service.
-const MetaSyncMode = "sync_mode"
-
-// MetaSyncErrorPrefix starts the wal meta keys where a follower keeps the
-// last error per upstream ("sync_error:<url>"); ListRuns reports them for
-// the upstreams that have a cursor "upstream:<url>".
+// The names of a run's log that the service and its followers share; see
+// package wal for what each holds.
 const (
-	MetaSyncErrorPrefix  = "sync_error:"
-	CursorUpstreamPrefix = "upstream:"
+	MetaSyncMode         = wal.MetaSyncMode
+	MetaSyncErrorPrefix  = wal.MetaSyncErrorPrefix
+	CursorUpstreamPrefix = wal.CursorUpstreamPrefix
 )
 
 // startFollowers asks every follower about r and starts those that want it;

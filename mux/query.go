@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"google.golang.org/grpc"
 
@@ -133,18 +132,7 @@ func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary
 	}
 	if cursors, err := l.Cursors(); err == nil && len(cursors) > 0 {
 		sum.Cursors = cursors
-		for name := range cursors {
-			up, ok := strings.CutPrefix(name, CursorUpstreamPrefix)
-			if !ok {
-				continue
-			}
-			if v, err := l.Meta(MetaSyncErrorPrefix + up); err == nil && len(v) > 0 {
-				if sum.SyncErrors == nil {
-					sum.SyncErrors = make(map[string]string)
-				}
-				sum.SyncErrors[up] = string(v)
-			}
-		}
+		sum.SyncErrors = l.SyncErrors(cursors)
 	}
 	return sum
 }

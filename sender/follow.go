@@ -11,9 +11,8 @@ import (
 )
 
 // MetaSyncMode is the wal meta key where the service keeps the sync mode a
-// run was created with ("offline", "online" or absent); it is the same key
-// as mux.MetaSyncMode.
-const MetaSyncMode = "sync_mode"
+// run was created with ("offline", "online" or absent).
+const MetaSyncMode = wal.MetaSyncMode
 
 // Target is one upstream a Follower syncs runs to.
 type Target struct {

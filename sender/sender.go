@@ -112,11 +112,11 @@ type Sender struct {
 }
 
 // CursorName is the wal cursor that holds a run's position for upstream url.
-func CursorName(url string) string { return "upstream:" + url }
+func CursorName(url string) string { return wal.CursorUpstreamPrefix + url }
 
 // ErrorKey is the wal meta key that holds the last sync error for upstream
 // url.
-func ErrorKey(url string) string { return "sync_error:" + url }
+func ErrorKey(url string) string { return wal.MetaSyncErrorPrefix + url }
 
 // New returns a sender of run runID's log l to up, known as url (the
 // cursor and error names use it).

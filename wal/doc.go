@@ -18,7 +18,7 @@
 //
 // # On-disk layout
 //
-// The file is a bbolt database with three top-level buckets:
+// The file is a bbolt database with four top-level buckets:
 //
 //	records  key: seq as 8-byte big-endian uint64, so bucket order is log order
 //	         value: CRC-32C (Castagnoli) of the record bytes, 4 bytes big-endian,
@@ -28,6 +28,7 @@
 //	clients  key: client id; value: highest client_seq, 8-byte big-endian
 //	meta     key: name; value: bytes. "format" is "1"; "last_step" is the
 //	         run's step floor as 8-byte big-endian int64 (absent: no history).
+//	         The service adds "sync_mode" and "sync_error:<url>" (names.go).
 //
 // The records bucket uses FillPercent 1.0: keys only ever grow, so full pages
 // halve the file and double the scan rate.

@@ -243,7 +243,7 @@ func runFromFile(id, path string) (runRow, error) {
 	row.State = replay.StatusName(st.Status())
 	if cur, err := l.Cursors(); err == nil && len(cur) > 0 {
 		row.Cursors = cur
-		row.SyncErrors = syncErrorsOf(l, cur)
+		row.SyncErrors = l.SyncErrors(cur)
 	}
 	return row, nil
 }

@@ -667,31 +667,12 @@ func syncSummaryLine(rep *syncReport) string {
 		rep.Total, rep.Upstream, strings.Join(parts, ", "), rep.RecordsSent, rep.Seconds, rep.RecordsPerSec)
 }
 
-// syncErrorsOf reads the last sync error of each upstream that has a cursor
-// in l.
-func syncErrorsOf(l *wal.Log, cursors map[string]uint64) map[string]string {
-	var out map[string]string
-	for name := range cursors {
-		url, ok := strings.CutPrefix(name, "upstream:")
-		if !ok {
-			continue
-		}
-		if v, err := l.Meta(sender.ErrorKey(url)); err == nil && len(v) > 0 {
-			if out == nil {
-				out = make(map[string]string)
-			}
-			out[url] = string(v)
-		}
-	}
-	return out
-}
-
 // addSyncState fills each row's Synced and Lag from its upstream cursors.
 func addSyncState(rows []runRow) {
 	for i := range rows {
 		r := &rows[i]
 		for name, seq := range r.Cursors {
-			url, ok := strings.CutPrefix(name, "upstream:")
+			url, ok := strings.CutPrefix(name, wal.CursorUpstreamPrefix)
 			if !ok {
 				continue
 			}
