@@ -20,6 +20,7 @@ import (
 	"github.com/runlog/runlog/client"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/sender/sendertest"
 	"github.com/runlog/runlog/store/storetest"
 	"github.com/runlog/runlog/wal"
 )
@@ -298,7 +299,7 @@ func TestSyncSurvivesHubKilledMidBatch(t *testing.T) {
 
 func TestSyncOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	cert, key := sendertest.SelfSigned(t, dir)
 	h := startHub(t, "--tls-cert", cert, "--tls-key", key)
 	if !strings.HasPrefix(h.URL, "grpcs://") {
 		t.Fatalf("hub URL %s", h.URL)

@@ -1,4 +1,4 @@
-package main
+package sendertest
 
 import (
 	"crypto/ecdsa"
@@ -15,8 +15,10 @@ import (
 	"time"
 )
 
-// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+// SelfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// into dir, for hubs served with TLS in tests; the certificate is its own
+// CA, so clients trust it with --ca-file certFile.
+func SelfSigned(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
