@@ -627,14 +627,7 @@ func (b *Bolt) entry(runID string) (*runlogv1.HubRun, error) {
 		return nil, err
 	}
 	defer b.leave()
-	e := new(runlogv1.HubRun)
-	err := b.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketIndex).Get([]byte(runID))
-		if v == nil {
-			return fmt.Errorf("run %s: %w", runID, ErrNotFound)
-		}
-		return proto.Unmarshal(v, e)
-	})
+	e, err := b.entryLocked(runID)
 	if err != nil {
 		return nil, err
 	}
