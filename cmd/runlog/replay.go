@@ -142,24 +142,15 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOpts, error) {
 	fs.StringVar(&o.filter.Client, "client", "", "only records of client `ID`")
 
 	// Flags may come before and after RUN.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "root" {
 			o.rootSet = true
 		}
 	})
-	var err error
 	if o.filter.Since, err = replayParseTime(since); err != nil {
 		return nil, fmt.Errorf("--since: %w", err)
 	}

@@ -242,26 +242,6 @@ Flags:
 	return 0
 }
 
-// parseInterspersed parses args with fs, flags before, between and after
-// the positional arguments, which it returns in order. "--" ends the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 // syncListRuns returns the ids of the runs under root, sorted.
 func syncListRuns(root string) ([]string, error) {
 	paths, err := filepath.Glob(filepath.Join(root, "runs", "*", "wal.bolt"))
