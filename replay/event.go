@@ -31,6 +31,17 @@ func (e *Event) Seq() uint64 { return e.seq }
 // Kind returns the kind of the record's payload.
 func (e *Event) Kind() Kind { return e.kind }
 
+// Time returns the record's time in unix nanoseconds.
+func (e *Event) Time() int64 { return e.time }
+
+// Step returns a history row's step (and, for a decoded rewind, zero).
+func (e *Event) Step() int64 {
+	if e.rec != nil {
+		return e.rec.GetHistory().GetStep()
+	}
+	return e.step
+}
+
 // DecodeEvent decodes an encoded runlog.v1.Record for ApplyEvent. It fails
 // exactly when proto.Unmarshal fails, and applying the event gives the state
 // that applying the decoded record gives.

@@ -20,6 +20,7 @@ import (
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
+	"github.com/runlog/runlog/rollup"
 )
 
 var (
@@ -75,13 +76,15 @@ type Bolt struct {
 	quit  chan struct{}
 	done  chan struct{}
 
-	// mu protects closed and marks.
+	// mu protects closed, marks and changes.
 	mu     sync.Mutex
 	closed bool
 	// marks holds the committed high-water mark of runs appended since Open,
 	// so that Append can skip decoding duplicates before it queues them. It
 	// only ever lags the truth, which the writer checks.
 	marks map[string]uint64
+	// changes is closed and renewed by each commit (notify.go).
+	changes changes
 	// active counts calls in progress; Close waits for them.
 	active sync.WaitGroup
 
@@ -204,6 +207,7 @@ type pending struct {
 	val     []byte       // CRC-32C + record bytes, the stored value (also for a duplicate)
 	ev      replay.Event // decoded for the fold
 	decoded bool         // false for a known duplicate
+	chart   *chartRow    // a history row's numeric values
 	err     error        // why the record cannot be stored
 }
 
@@ -257,6 +261,12 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 				continue
 			}
 			p.ev, p.decoded = ev, true
+			if ev.Kind() == replay.KindHistory {
+				if p.chart, err = prepareChartRow(seq, data, &ev); err != nil {
+					p.err = fmt.Errorf("does not decode: %w", err)
+					continue
+				}
+			}
 		}
 		// A duplicate is kept undecoded: the writer compares its bytes
 		// with the stored record's.
@@ -316,6 +326,8 @@ type runCache struct {
 	hw     uint64
 	state  *replay.State
 	digest *Digest
+	// roll is the run's history tiers (see chart.go).
+	roll *rollup.Builder
 	// dirty is set when the current transaction stored records of the run.
 	dirty bool
 }
@@ -402,9 +414,14 @@ func (b *Bolt) commit(batch []*appendReq) {
 		}
 	} else {
 		b.mu.Lock()
+		stored := false
 		for id, rc := range touched {
+			stored = stored || rc.dirty
 			rc.dirty = false
 			b.marks[id] = rc.hw
+		}
+		if stored {
+			b.notifyLocked()
 		}
 		b.mu.Unlock()
 	}
@@ -437,7 +454,7 @@ func (b *Bolt) load(tx *bolt.Tx, runID string) (*runCache, error) {
 	if rc, ok := b.cache[runID]; ok {
 		return rc, nil
 	}
-	rc := &runCache{state: replay.NewState(runID), digest: NewDigest()}
+	rc := &runCache{state: replay.NewState(runID), digest: NewDigest(), roll: rollup.NewBuilder()}
 	if rb := tx.Bucket(bucketRuns).Bucket([]byte(runID)); rb != nil {
 		if v := rb.Get(keyState); v != nil {
 			if err := rc.state.UnmarshalBinary(v); err != nil {
@@ -459,6 +476,11 @@ func (b *Bolt) load(tx *bolt.Tx, runID string) (*runCache, error) {
 		if last != rc.hw {
 			return nil, fmt.Errorf("load run %s: state covers seq %d but the last record is %d", runID, rc.hw, last)
 		}
+		roll, err := loadRollup(rb, rc.hw)
+		if err != nil {
+			return nil, fmt.Errorf("load run %s: %w", runID, err)
+		}
+		rc.roll = roll
 	}
 	b.cache[runID] = rc
 	return rc, nil
@@ -507,6 +529,14 @@ func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) 
 		}
 		rc.digest.Add(p.val[4:])
 		rc.state.ApplyEvent(&p.ev)
+		switch {
+		case p.chart != nil:
+			if err := addChartRow(tx, req.runID, rc, p.seq, p.chart); err != nil {
+				return rc.hw, err
+			}
+		case p.ev.Kind() == replay.KindRewind:
+			rc.roll.MarkStale()
+		}
 		rc.hw = p.seq
 		rc.dirty = true
 	}
@@ -575,6 +605,9 @@ func (b *Bolt) saveRun(tx *bolt.Tx, runID string, rc *runCache, now int64) error
 	}
 	if err := rb.Put(keyDigest, dg); err != nil {
 		return fmt.Errorf("put run %s digest: %w", runID, err)
+	}
+	if err := saveRollup(rb, runID, rc); err != nil {
+		return err
 	}
 	entry, err := proto.Marshal(indexEntry(rc, now))
 	if err != nil {
