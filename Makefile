@@ -11,14 +11,20 @@ PYTHON  ?= python3
 BIN     := bin/runlog
 VENV    := .venv
 # Packages that run goroutines of their own get the race detector.
-RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/... ./hub/...
+RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/... ./hub/... ./web/...
 
 .PHONY: all build demo test test-go test-python bench soak proto clean
 
 all: build
 
-build:
+WEB_VENDOR := web/static/vendor/uPlot.iife.min.js web/static/vendor/uPlot.min.css
+
+build: $(WEB_VENDOR)
 	$(GO) build -o $(BIN) ./cmd/runlog
+
+# The web UI's chart library, from the npm registry at the pinned version.
+$(WEB_VENDOR) &: web/package.json web/package-lock.json
+	bash scripts/web-assets.sh
 
 demo: build $(VENV)/.installed
 	PYTHON=$(CURDIR)/$(VENV)/bin/python bash scripts/demo.sh
@@ -26,6 +32,7 @@ demo: build $(VENV)/.installed
 test: test-go test-python
 
 test-go: build
+	bash scripts/chromium.sh
 	$(GO) vet ./...
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 10m $(RACE_PKGS)
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub)(/|$$)')

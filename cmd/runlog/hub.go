@@ -17,6 +17,7 @@ import (
 
 	"github.com/runlog/runlog/hub"
 	"github.com/runlog/runlog/store"
+	"github.com/runlog/runlog/web"
 )
 
 func cmdHub(args []string) int {
@@ -38,6 +39,7 @@ Flags:
 	cert := fs.String("tls-cert", "", "PEM certificate: serve TLS (clients use grpcs://)")
 	key := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	portFile := fs.String("port-file", "", `write {"pid":..,"tcp":"HOST:PORT"} here, atomically, once listening`)
+	httpAddr := fs.String("http", "", "also serve the web UI on this address, HOST:PORT (for example 127.0.0.1:8080); --token-file and --tls-cert apply to it too")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long to let streams finish on shutdown before closing them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +59,7 @@ Flags:
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := runHub(log, hubConfig{
 		listen: *listen, dir: *dir, tokenFile: *tokenFile, cert: *cert, key: *key,
-		portFile: *portFile, grace: *grace,
+		portFile: *portFile, grace: *grace, http: *httpAddr,
 	}); err != nil {
 		fmt.Fprintf(os.Stderr, "runlog hub: %v\n", err)
 		return 1
@@ -66,8 +68,8 @@ Flags:
 }
 
 type hubConfig struct {
-	listen, dir, tokenFile, cert, key, portFile string
-	grace                                       time.Duration
+	listen, dir, tokenFile, cert, key, portFile, http string
+	grace                                             time.Duration
 }
 
 func runHub(log *slog.Logger, c hubConfig) error {
@@ -99,8 +101,22 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var ui *uiServer
+	if c.http != "" {
+		ui, err = startUI(log, c.http, web.New(web.NewHubSource(st), web.Options{
+			Token: token, Title: "hub " + lis.Addr().String(), Logger: log, SecureCookie: c.cert != "",
+		}), c.cert, c.key)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer ui.stop()
+	}
 	if c.portFile != "" {
 		info := map[string]any{"pid": os.Getpid(), "tcp": lis.Addr().String()}
+		if ui != nil {
+			info["http"] = ui.url
+		}
 		if err := writeHubPortFile(c.portFile, info); err != nil {
 			lis.Close()
 			return fmt.Errorf("port file: %w", err)
@@ -117,6 +133,10 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	case <-ctx.Done():
 	}
 	log.Info("hub stopping")
+	if ui != nil {
+		// Live pages hold requests open: close them before the streams.
+		ui.stop()
+	}
 	stopped := make(chan struct{})
 	go func() {
 		gs.GracefulStop()
