@@ -35,7 +35,7 @@ test-go: build
 	bash scripts/chromium.sh
 	$(GO) vet ./...
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 10m $(RACE_PKGS)
-	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub)(/|$$)')
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub|web)(/|$$)')
 
 $(VENV)/.installed: python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)

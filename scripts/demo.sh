@@ -79,7 +79,7 @@ echo "==> run $RUN folded back from its log"
 stop_service
 
 echo "==> starting a hub on loopback, store in $ROOT/hub"
-"$BIN" hub --listen 127.0.0.1:0 --store "$ROOT/hub" --port-file "$ROOT/hub.port" 2>"$ROOT/hub.log" &
+"$BIN" hub --listen 127.0.0.1:0 --http "${DEMO_HTTP:-127.0.0.1:0}" --store "$ROOT/hub" --port-file "$ROOT/hub.port" 2>"$ROOT/hub.log" &
 HUB_PID=$!
 for _ in $(seq 300); do
   [ -s "$ROOT/hub.port" ] && break
@@ -98,4 +98,13 @@ echo "==> runs on the hub"
 echo "==> run $RUN on the hub"
 "$BIN" show "$RUN" --hub "$HUB" --history train/loss,val/acc --samples 10
 
+UI=$(sed -E 's/.*"http": *"([^"]+)".*/\1/' "$ROOT/hub.port")
 echo "==> done: logs in $ROOT/runs/, the hub's store in $ROOT/hub/"
+if [ -n "${DEMO_NO_WAIT:-}" ]; then
+  echo "==> the hub's web UI was at $UI"
+  exit 0
+fi
+echo
+echo "==> the hub's web UI, with the demo runs: $UI"
+echo "    (open it in a browser; Ctrl-C stops the hub)"
+wait "$HUB_PID" || true

@@ -34,11 +34,11 @@ func newFixture(t testing.TB, opts web.Options) *fixture {
 			Summary: map[string]any{"best_acc": 0.912, "epochs": 10},
 			Console: []string{"epoch 1 loss 2.31", "epoch 2 loss 1.20"}, Stats: 40,
 			Exit: &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_FINISHED}},
-		{ID: "mnist-wide", Project: "mnist", Name: "wide", Group: "sweep-1", Rows: 500,
+		{ID: "mnist-wide", Project: "mnist", Name: "wide", Group: "sweep-1", Rows: 500, Speed: 1.6,
 			Config:  map[string]any{"lr": 0.003, "batch_size": 64, "model": []byte(`{"layers":[256,256],"act":"relu"}`)},
 			Summary: map[string]any{"best_acc": 0.957, "epochs": 10},
 			Exit:    &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_FINISHED}},
-		{ID: "mnist-nan", Project: "mnist", Name: "high-lr", Group: "sweep-1", Rows: 120,
+		{ID: "mnist-nan", Project: "mnist", Name: "high-lr", Group: "sweep-1", Rows: 120, Speed: 3,
 			Config:  map[string]any{"lr": 0.5, "batch_size": 64},
 			Summary: map[string]any{"best_acc": 0.42},
 			Stderr:  []string{"Traceback (most recent call last):", "FloatingPointError: loss is nan"},
@@ -69,6 +69,9 @@ func newFixture(t testing.TB, opts web.Options) *fixture {
 		Config: map[string]any{"lr": 0.001}, Start: start.Add(10 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.Title == "" {
+		opts.Title = "hub"
 	}
 	srv := httptest.NewServer(web.New(web.NewHubSource(st), opts))
 	t.Cleanup(srv.Close)

@@ -120,7 +120,7 @@ async function renderRuns(app) {
     oninput: (e) => { clearTimeout(searchTimer); searchTimer = setTimeout(() => { st.q = e.target.value; st.offset = 0; rerender(); }, 200); } });
   const stateSel = h("select", { id: "statefilter", onchange: (e) => { st.status = e.target.value; st.offset = 0; rerender(); } },
     ["", "running", "finished", "failed", "crashed", "killed", "preempted"].map((s) => h("option", { value: s, selected: s === st.status, text: s || "Any state" })));
-  const addCol = h("select", { id: "addcol", onchange: (e) => { if (e.target.value) { st.cols.push(e.target.value); rerender(); } } },
+  const addCol = h("select", { id: "addcol", onchange: (e) => { const c = e.target.value; if (c && !st.cols.includes(c)) { st.cols.push(c); rerender(); } } },
     h("option", { value: "", text: "+ Add column" }),
     h("optgroup", { label: "Summary" }, data.summary_keys.filter((k) => !st.cols.includes("summary." + k)).map((k) => h("option", { value: "summary." + k, text: k }))),
     h("optgroup", { label: "Config" }, data.config_keys.filter((k) => !st.cols.includes("config." + k)).map((k) => h("option", { value: "config." + k, text: k }))));
@@ -395,7 +395,7 @@ async function renderRun(app, id) {
     tabsEl.replaceChildren(...Object.keys(tabs).map((t) => h("button", { class: t === name ? "active" : "", "data-tab": t, onclick: () => show(t) }, t[0].toUpperCase() + t.slice(1))));
     body.replaceChildren(...tabs[name]());
     if (name === "charts") set.redraw();
-    if (name === "system") renderSystem(systemEl, lastLog);
+    if (name === "system" && lastLog) renderSystem(systemEl, lastLog);
   };
 
   // Overview.
@@ -421,8 +421,9 @@ async function renderRun(app, id) {
   const results = await set.load();
   seq = Math.max(seq, results[0].seq);
 
-  // Console, alerts, system metrics.
-  let lastLog = await api(`/api/runs/${encodeURIComponent(id)}/log`);
+  // Console, alerts, system metrics: read after the charts are drawn (a
+  // long run's console is a scan of its records).
+  let lastLog = null;
   const addConsole = (lines) => {
     const atEnd = consoleEl.scrollTop + consoleEl.clientHeight >= consoleEl.scrollHeight - 4;
     for (const l of lines) consoleEl.append(h("div", { class: "line" + (l.stderr ? " stderr" : ""), text: l.text.replace(/\n$/, "") }));
@@ -433,9 +434,14 @@ async function renderRun(app, id) {
     for (const a of alerts) alertsEl.append(h("div", { class: "alert " + a.level }, h("strong", { text: a.title }), " ", h("span", { class: "muted", text: fmtTime(a.time) }), h("div", { class: "wrap", text: a.text })));
     if (!alertsEl.childElementCount) alertsEl.append(h("div", { class: "panel empty", text: "No alerts." }));
   };
-  addConsole(lastLog.console);
-  addAlerts(lastLog.alerts);
-  if (current === "system") renderSystem(systemEl, lastLog);
+  consoleEl.dataset.loaded = "";
+  api(`/api/runs/${encodeURIComponent(id)}/log`).then((log) => {
+    lastLog = log;
+    addConsole(log.console);
+    addAlerts(log.alerts);
+    if (current === "system") renderSystem(systemEl, lastLog);
+    consoleEl.dataset.loaded = "1";
+  }).catch(showError);
 
   // Live: only what came after seq.
   if (o.state === "running") {

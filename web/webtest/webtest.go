@@ -33,6 +33,8 @@ type Run struct {
 	Exit *runlogv1.Exit
 	// Start is the first record's time; zero means 2026-01-01 10:00 UTC.
 	Start time.Time
+	// Speed scales how fast the curves fall and rise; zero means 1.
+	Speed float64
 }
 
 // Appender is what the records go to: a hub's store.
@@ -94,11 +96,12 @@ func KeyValue(k int, step int64) float64 {
 
 // Writer appends a run's records in order, numbering them.
 type Writer struct {
-	ID   string
-	seq  uint64
-	t    time.Time
-	buf  [][]byte
-	dest Appender
+	ID    string
+	Speed float64
+	seq   uint64
+	t     time.Time
+	buf   [][]byte
+	dest  Appender
 }
 
 // NewWriter returns a writer of run id into dest.
@@ -148,7 +151,11 @@ func (w *Writer) Rows(from int64, n, keys int) {
 		step := from + int64(i)
 		items := make([]*runlogv1.Item, keys)
 		for k := range items {
-			items[k] = &runlogv1.Item{Key: KeyName(k), Value: Value(KeyValue(k, step))}
+			v := KeyValue(k, step)
+			if w.Speed > 0 && k < 3 {
+				v = KeyValue(k, int64(float64(step)*w.Speed))
+			}
+			items[k] = &runlogv1.Item{Key: KeyName(k), Value: Value(v)}
 		}
 		w.Add(&runlogv1.Record{Payload: &runlogv1.Record_History{History: &runlogv1.HistoryRow{Step: step, Items: items}}})
 	}
@@ -157,6 +164,7 @@ func (w *Writer) Rows(from int64, n, keys int) {
 // Write appends the whole run.
 func Write(ctx context.Context, dest Appender, r Run) (*Writer, error) {
 	w := NewWriter(dest, r.ID, r.Start)
+	w.Speed = r.Speed
 	w.Add(&runlogv1.Record{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{
 		Project: r.Project, Name: r.Name, Group: r.Group, Tags: r.Tags, Host: "gpu-node-3",
 		Program: "train.py", Args: []string{"--epochs", "10"}, StartTimeUnixNano: w.t.UnixNano(),
