@@ -36,13 +36,21 @@
 //     header fields (seq, id, time, client_id, client_seq, synthesized) are
 //     stripped and set by the log, and the payload bytes are written as
 //     they came. Every record the service writes decodes.
-//   - Resends are harmless. A record whose client_seq is at or below the
-//     client's high-water is skipped and counted as acknowledged, so a client
-//     that reconnects resends everything above the acked_client_seq Init
-//     returned. client_seq numbers a client's records 1, 2, 3, ... in publish
-//     order, without gaps. After a failed commit (a full disk) the client's
-//     later batches are refused (UNAVAILABLE) until the failed records are
-//     resent, so the high-water never passes a hole.
+//   - Resends are harmless; nothing else hides below the high-water.
+//     client_seq numbers a client's records 1, 2, 3, ... in publish order,
+//     without gaps. A record above the client's high-water (by at most
+//     maxClientSeqSkip) is written and moves it. A record at or below it is
+//     looked up by client_seq among the commit's records and then in the
+//     log, read back from its end (resend.go): equal byte for byte to the
+//     record found, it is a resend, acknowledged and not written again; a
+//     different record under that client_seq (two processes sharing a
+//     client id), no record at all (numbers going backwards) or a jump
+//     further ahead is refused in-band (INVALID_ARGUMENT) without moving the
+//     high-water. A client that reconnects resends everything above the
+//     acked_client_seq Init returned. After a failed commit (a full disk)
+//     the client's later batches are refused (UNAVAILABLE) until the failed
+//     records are resent, so the high-water never passes a hole. The
+//     contract is written in service.proto above PublishRequest.
 //   - Bad input loses nothing. A record that is malformed, too large, has an
 //     empty or invalid key, a negative step or a step below the run's floor,
 //     or is an exit record, is refused in-band with a Rejection naming the

@@ -29,6 +29,15 @@ var (
 	// ErrResendFirst: an earlier batch of the client failed and must be sent
 	// again before later ones are written, so no record is skipped.
 	ErrResendFirst = errors.New("mux: earlier batch must be resent first")
+	// ErrClientSeqOrder: a record's client_seq is not above its client's
+	// high-water and repeats no durable record.
+	ErrClientSeqOrder = errors.New("mux: client_seq out of order")
+	// ErrClientSeqReused: a record's client_seq already names a different
+	// record of the client.
+	ErrClientSeqReused = errors.New("mux: client_seq reused")
+	// ErrClientSeqSkip: a record's client_seq is too far above its client's
+	// high-water.
+	ErrClientSeqSkip = errors.New("mux: client_seq skips ahead")
 )
 
 // InvalidError is bad input: a run id, a client id, a record. Message names
@@ -117,7 +126,8 @@ func statusOf(err error) *status.Status {
 	)
 	code := codes.Internal
 	switch {
-	case errors.As(err, &inv), errors.As(err, &large):
+	case errors.As(err, &inv), errors.As(err, &large),
+		errors.Is(err, ErrClientSeqOrder), errors.Is(err, ErrClientSeqReused), errors.Is(err, ErrClientSeqSkip):
 		code = codes.InvalidArgument
 	case errors.As(err, &corrupt):
 		code = codes.DataLoss

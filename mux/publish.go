@@ -135,7 +135,6 @@ func (s *Service) publish(ctx context.Context, req *runlogv1.PublishRequest, rep
 	b.recs = make([]entry, 0, len(req.GetRecords()))
 	for i, raw := range req.GetRecords() {
 		c, err := s.checkRecord(raw)
-		b.maxSeq = max(b.maxSeq, c.clientSeq)
 		if err != nil {
 			b.rejections = append(b.rejections, &runlogv1.Rejection{ClientSeq: c.clientSeq, Index: uint32(i), Error: protoError(err)})
 			continue

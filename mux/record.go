@@ -21,6 +21,7 @@ import (
 // Field numbers of runlog.v1.Record the service reads or strips.
 const (
 	fieldSeq          = 1
+	fieldClientID     = 4
 	fieldClientSeq    = 5
 	fieldSynthesized  = 6
 	fieldPayloadFirst = 10

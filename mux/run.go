@@ -59,10 +59,11 @@ type run struct {
 
 	// Writer scratch, touched only by the writer goroutine (and by
 	// takeLocked, which the writer calls with mu held).
-	take []*batch
-	encs []wal.Encoded
-	hw   map[string]uint64
-	blk  map[string]uint64
+	take    []*batch
+	encs    []wal.Encoded
+	hw      map[string]uint64
+	blk     map[string]uint64
+	resends map[string]*resendIndex // see priorRecord; nil until needed
 }
 
 // batch is one unit of work for a run's writer: a client's PublishRequest,
@@ -72,7 +73,6 @@ type batch struct {
 	number     uint64
 	recs       []entry
 	rejections []*runlogv1.Rejection
-	maxSeq     uint64 // highest client_seq of the request, refused records included
 	bytes      int
 	reply      chan<- *runlogv1.PublishResponse
 
@@ -81,7 +81,8 @@ type batch struct {
 	done chan error   // one slot; answers own
 
 	// Set by the writer.
-	err error // the batch was refused as a whole
+	err error  // the batch was refused as a whole
+	top uint64 // the client's high-water once the batch is written
 }
 
 // lowestAbove returns the lowest client_seq above hw among the batch's
@@ -354,6 +355,7 @@ func (r *run) takeLocked() []*batch {
 func (r *run) commit(take []*batch) {
 	encs := r.encs[:0]
 	floor := r.log.LastStep()
+	clear(r.resends)
 	exit := false
 	for _, b := range take {
 		if b.own != nil {
@@ -374,19 +376,40 @@ func (r *run) commit(take []*batch) {
 				continue
 			}
 		}
-		for i := range b.recs {
+		// Records refused on arrival are in b.rejections so far, in index
+		// order like b.recs; walk both in index order, since the client_seq
+		// of a refused record moves the high-water too.
+		early := b.rejections
+		refuse := func(e *entry, err error) {
+			b.rejections = append(b.rejections, &runlogv1.Rejection{ClientSeq: e.clientSeq, Index: e.index, Error: protoError(err)})
+		}
+		for i, j := 0, 0; i < len(b.recs) || j < len(early); {
+			if j < len(early) && (i == len(b.recs) || early[j].Index < b.recs[i].index) {
+				if s := early[j].GetClientSeq(); s > hw && s-hw <= maxClientSeqSkip {
+					hw = s
+				}
+				j++
+				continue
+			}
 			e := &b.recs[i]
-			if e.clientSeq <= hw {
-				continue // a resend of a record that is durable or was refused
+			i++
+			switch {
+			case e.clientSeq <= hw:
+				// A resend, or a client_seq going backwards or used twice.
+				if err := r.checkResend(encs, b.client, e, hw); err != nil {
+					refuse(e, err)
+				}
+				continue
+			case e.clientSeq-hw > maxClientSeqSkip:
+				refuse(e, errorf(ErrClientSeqSkip,
+					"client_seq %d skips ahead of client %s's high-water %d by more than %d; number each client's records 1, 2, 3, ... in publish order",
+					e.clientSeq, b.client, hw, maxClientSeqSkip))
+				continue
 			}
 			switch e.payload {
 			case fieldHistory:
 				if e.step < floor {
-					b.rejections = append(b.rejections, &runlogv1.Rejection{
-						ClientSeq: e.clientSeq,
-						Index:     e.index,
-						Error:     protoError(&OrderError{Step: e.step, Floor: floor}),
-					})
+					refuse(e, &OrderError{Step: e.step, Floor: floor})
 					hw = e.clientSeq
 					continue
 				}
@@ -397,7 +420,7 @@ func (r *run) commit(take []*batch) {
 			encs = append(encs, wal.Encoded{ClientID: b.client, ClientSeq: e.clientSeq, Body: e.body})
 			hw = e.clientSeq
 		}
-		hw = max(hw, b.maxSeq)
+		b.top = hw
 		r.hw[b.client] = hw
 	}
 
@@ -436,8 +459,8 @@ func (r *run) commit(take []*batch) {
 		for _, b := range take {
 			// Every record of the batch is unanswered, refused ones
 			// included: the client resends them all.
-			if b.own == nil && b.err == nil && b.maxSeq > r.blocked[b.client] {
-				r.blocked[b.client] = b.maxSeq
+			if b.own == nil && b.err == nil && b.top > r.blocked[b.client] {
+				r.blocked[b.client] = b.top
 			}
 		}
 		if exit {

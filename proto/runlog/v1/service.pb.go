@@ -320,6 +320,32 @@ func (x *InitResponse) GetMaxRecordBytes() uint64 {
 	return 0
 }
 
+// The publish contract. Every record of a PublishRequest that is answered
+// without a batch-level error is either durable in the run's log or listed
+// in the answer's rejections with a reason; none is dropped in silence.
+//
+// client_seq numbers a client's records in a run 1, 2, 3, ... in publish
+// order, across batches and streams. The service keeps each client's
+// high-water mark (PublishResponse.acked_client_seq) and judges each record
+// by its client_seq, in request order:
+//   - above the high-water (by at most 2^20): written, and the mark moves to
+//     it. A record refused for its content (malformed, bad key, step below
+//     the floor, ...) moves the mark too.
+//   - further above the high-water: refused (INVALID_ARGUMENT, "skips
+//     ahead"); the mark stays, so one bad number does not shadow the
+//     client's later records.
+//   - at or below the high-water, equal byte for byte (header fields aside)
+//     to the durable record with that client_seq: a harmless resend,
+//     acknowledged without a second copy.
+//   - at or below the high-water and different from the durable record with
+//     that client_seq: refused (INVALID_ARGUMENT, "already holds a different
+//     record"). Two processes that share a client id (a forked child) cause
+//     this; give each process its own client id.
+//   - at or below the high-water with no durable record (numbers going
+//     backwards, or a record refused before): refused (INVALID_ARGUMENT,
+//     "not above ... high-water").
+//
+// A record refused only for its client_seq does not move the mark.
 type PublishRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	RunId    string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
