@@ -73,6 +73,10 @@
 //     exit behind everything already queued and answers closed=true with its
 //     seq; a repeated Finish gets the same answer. After the exit the writer
 //     stops and batches still queued are refused as for a finished run.
+//     Only an attached client decides the exit: Finish from a client that
+//     is not attached to the run (never called Init on it, or detached by
+//     Teardown or the liveness poll) is refused with FAILED_PRECONDITION,
+//     and a run left without clients ends by the crash grace.
 //   - Crashed clients. Init records the client's pid (and its start time
 //     from /proc, so a reused pid is not mistaken for it). Every
 //     PollInterval the service checks attached clients; a gone client is

@@ -140,6 +140,7 @@ func (s *Service) resume(ctx context.Context, r *run, client string, req *runlog
 		return errorf(ErrShuttingDown, "the service is shutting down; retry once it is back")
 	}
 	r.attached[client] = newProc(int(req.GetClientPid()))
+	delete(r.left, client)
 	r.orphanSince, r.orphanWhy = time.Time{}, ""
 	r.mu.Unlock()
 	if info := req.GetInfo(); info != nil && proto.Size(info) > 0 {
@@ -380,6 +381,19 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 			continue
 		}
 		prev, wasAttached := r.attached[client]
+		if !wasAttached {
+			_, again := r.left[client]
+			r.mu.Unlock()
+			if again {
+				// A repeated Finish of a client that already finished
+				// while others stayed: the same answer.
+				return &runlogv1.FinishResponse{Closed: false}, nil
+			}
+			// Only a client of the run (or the crash grace, once they are
+			// all gone) decides how it ended.
+			return nil, rpcError(errorf(ErrNotAttached,
+				"client %q is not attached to run %s, so it cannot finish it; call Init (resume=must) with this client id first, or Finish with the client id Init returned", client, id))
+		}
 		delete(r.attached, client)
 		// A client whose process is gone (typically the crashed process a
 		// resumed run continues from) would hold the run open until the
@@ -387,6 +401,7 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 		// the grace. Check the others now, so that this exit closes it.
 		s.detachGoneLocked(r, time.Now())
 		if len(r.attached) > 0 {
+			r.left[client] = struct{}{}
 			r.pendingExit = worse(r.pendingExit, exit)
 			left := len(r.attached)
 			r.mu.Unlock()
@@ -403,7 +418,7 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 		}
 		r.mu.Lock()
 		seq := r.exitSeq
-		if err != nil && !r.finished && wasAttached {
+		if err != nil && !r.finished {
 			// Not closed: the client stays attached and may retry.
 			r.attached[client] = prev
 			r.orphanSince, r.orphanWhy = time.Time{}, ""

@@ -44,13 +44,14 @@ type run struct {
 	exitSeq     uint64
 	pendingExit *runlogv1.Exit // worst exit of clients that finished while others stayed
 	attached    map[string]proc
-	acked       map[string]uint64 // every record of the client <= this is durable or refused
-	blocked     map[string]uint64 // highest client_seq of a failed commit not yet written
-	orphanSince time.Time         // when the run lost its last client without an exit
-	orphanWhy   string            // how, for the synthesized exit's message
-	refs        int               // calls reading the log outside the writer
-	closing     bool              // the log is about to close; no new refs
-	refsDone    *sync.Cond        // signalled when refs drops to 0
+	left        map[string]struct{} // clients that finished while others stayed
+	acked       map[string]uint64   // every record of the client <= this is durable or refused
+	blocked     map[string]uint64   // highest client_seq of a failed commit not yet written
+	orphanSince time.Time           // when the run lost its last client without an exit
+	orphanWhy   string              // how, for the synthesized exit's message
+	refs        int                 // calls reading the log outside the writer
+	closing     bool                // the log is about to close; no new refs
+	refsDone    *sync.Cond          // signalled when refs drops to 0
 
 	// foldMu serialises folding into state, the run's state as of
 	// state.LastSeq(), kept so a query folds only what is new.
@@ -119,6 +120,7 @@ func (s *Service) newRun(id string) *run {
 		wake:       make(chan struct{}, 1),
 		space:      make(chan struct{}),
 		attached:   make(map[string]proc),
+		left:       make(map[string]struct{}),
 		acked:      make(map[string]uint64),
 		blocked:    make(map[string]uint64),
 		hw:         make(map[string]uint64),

@@ -44,7 +44,9 @@ type RunlogClient interface {
 	// in-band; the stream stays usable.
 	Publish(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishRequest, PublishResponse], error)
 	// Finish detaches the client from a run. When the last attached client
-	// finishes, the exit record is written durably and the run closes.
+	// finishes, the exit record is written durably and the run closes. Only a
+	// client attached to the run (by Init) may finish it; any other gets
+	// FAILED_PRECONDITION, except once the run is closed.
 	Finish(ctx context.Context, in *FinishRequest, opts ...grpc.CallOption) (*FinishResponse, error)
 	// Query returns a run's state folded from its log.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
@@ -171,7 +173,9 @@ type RunlogServer interface {
 	// in-band; the stream stays usable.
 	Publish(grpc.BidiStreamingServer[PublishRequest, PublishResponse]) error
 	// Finish detaches the client from a run. When the last attached client
-	// finishes, the exit record is written durably and the run closes.
+	// finishes, the exit record is written durably and the run closes. Only a
+	// client attached to the run (by Init) may finish it; any other gets
+	// FAILED_PRECONDITION, except once the run is closed.
 	Finish(context.Context, *FinishRequest) (*FinishResponse, error)
 	// Query returns a run's state folded from its log.
 	Query(context.Context, *QueryRequest) (*QueryResponse, error)

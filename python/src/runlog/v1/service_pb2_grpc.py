@@ -98,7 +98,9 @@ class RunlogServicer:
 
     def Finish(self, request, context):
         """Finish detaches the client from a run. When the last attached client
-        finishes, the exit record is written durably and the run closes.
+        finishes, the exit record is written durably and the run closes. Only a
+        client attached to the run (by Init) may finish it; any other gets
+        FAILED_PRECONDITION, except once the run is closed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
