@@ -47,7 +47,11 @@ type Client struct {
 
 	// startMu serialises finding and starting a service.
 	startMu sync.Mutex
-	started []*started // protected by startMu: services this client started
+
+	// procsMu protects started.
+	procsMu sync.Mutex
+	started []*started    // services this client started and has not reaped
+	reaped  chan struct{} // closed when the reaper has returned
 
 	// mu protects the fields below.
 	mu        sync.Mutex
@@ -124,8 +128,14 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		batches: make(map[uint64]*batch),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.reaped = make(chan struct{})
+	go func() {
+		defer close(c.reaped)
+		c.reaper(c.ctx)
+	}()
 	if err := c.ensure(ctx); err != nil {
 		c.cancel()
+		<-c.reaped
 		c.mu.Lock()
 		if c.conn != nil {
 			c.conn.Close()
@@ -330,11 +340,8 @@ func (c *Client) Close() error {
 	for _, r := range runs {
 		r.close()
 	}
-	c.startMu.Lock()
-	for _, s := range c.started {
-		s.exited()
-	}
-	c.startMu.Unlock()
+	<-c.reaped
+	c.reap()
 	return errors.Join(errs...)
 }
 

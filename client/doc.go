@@ -21,8 +21,11 @@
 // two clients start a service at once the service's lock lets one win; the
 // loser's process exits and its client connects to the winner. A failed
 // start is a *StartError naming ROOT/service.log and quoting its last lines.
-// The client reaps services it started with non-blocking waits, so no
-// goroutine waits for a process that outlives the client.
+// The client reaps services it started with non-blocking waits, at every
+// SIGCHLD and whenever it checks on one, so a service that dies (SIGKILL in
+// a crash loop) leaves no zombie behind while the client lives, and no
+// goroutine waits for a process that outlives the client. A service that
+// exits after Close is the process's to reap.
 //
 // # Publishing
 //

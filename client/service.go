@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -122,15 +124,21 @@ func findBinary(explicit string) (string, error) {
 
 // started is a service process this client started. The client reaps it
 // with non-blocking waits instead of parking a goroutine in Wait for the
-// life of a process that is meant to outlive it.
+// life of a process that is meant to outlive it: at every SIGCHLD (see
+// reaper) and whenever it looks at the process. Safe for concurrent use.
 type started struct {
-	pid    int
+	pid int
+
+	// mu protects the fields below.
+	mu     sync.Mutex
 	reaped bool
 	status syscall.WaitStatus
 }
 
 // exited reports whether the process has exited, reaping it if so.
 func (s *started) exited() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.reaped {
 		return true
 	}
@@ -141,6 +149,58 @@ func (s *started) exited() bool {
 		return true
 	}
 	return false
+}
+
+// kill ends the process and reaps it.
+func (s *started) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reaped {
+		return
+	}
+	syscall.Kill(s.pid, syscall.SIGKILL)
+	syscall.Wait4(s.pid, &s.status, 0, nil)
+	s.reaped = true
+}
+
+// exitStatus describes how the reaped process ended.
+func (s *started) exitStatus() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return describeExit(s.status)
+}
+
+// reap reaps every started service that has exited and forgets it.
+func (c *Client) reap() {
+	c.procsMu.Lock()
+	defer c.procsMu.Unlock()
+	live := c.started[:0]
+	for _, s := range c.started {
+		if !s.exited() {
+			live = append(live, s)
+		}
+	}
+	clear(c.started[len(live):])
+	c.started = live
+}
+
+// reaper reaps the services this client started as soon as they exit (a
+// crash loop would otherwise leave a zombie per service until the client
+// exits). It returns when ctx is done.
+func (c *Client) reaper(ctx context.Context) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGCHLD)
+	defer signal.Stop(sig)
+	// A child may have exited before Notify.
+	c.reap()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			c.reap()
+		}
+	}
 }
 
 // startService runs `runlog service` detached and waits for its port file.
@@ -195,7 +255,7 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 				info, err := ReadLock(root)
 				switch {
 				case err != nil || info.PID == proc.pid:
-					return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+					return "", fail(fmt.Errorf("service exited during start (%s)", proc.exitStatus()))
 				case c.alive(info.PID):
 					if !waiting {
 						c.log.Info("another service is starting on the root; waiting for it", "pid", info.PID)
@@ -206,18 +266,14 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 					respawn = true
 					continue
 				default:
-					return "", fail(fmt.Errorf("service exited during start (%s)", describeExit(proc.status)))
+					return "", fail(fmt.Errorf("service exited during start (%s)", proc.exitStatus()))
 				}
 			}
 			if time.Now().After(deadline) {
 				if waiting {
 					return "", fail(fmt.Errorf("the service that won the start race does not answer after %s (Options.StartTimeout)", timeout))
 				}
-				syscall.Kill(proc.pid, syscall.SIGKILL)
-				if !proc.reaped {
-					syscall.Wait4(proc.pid, &proc.status, 0, nil)
-					proc.reaped = true
-				}
+				proc.kill()
 				os.Remove(portFile)
 				return "", fail(fmt.Errorf("no port file %s after %s (Options.StartTimeout)", portFile, timeout))
 			}
@@ -252,7 +308,9 @@ func (c *Client) spawn(bin string) (*started, string, error) {
 	}
 	proc := &started{pid: cmd.Process.Pid}
 	cmd.Process.Release()
+	c.procsMu.Lock()
 	c.started = append(c.started, proc)
+	c.procsMu.Unlock()
 	c.log.Info("started runlog service", "pid", proc.pid, "root", root, "binary", bin)
 	return proc, portFile, nil
 }
@@ -261,10 +319,16 @@ func (c *Client) spawn(bin string) (*started, string, error) {
 // started is checked by reaping it: until reaped, an exited child is a
 // zombie that still answers signal 0.
 func (c *Client) alive(pid int) bool {
+	c.procsMu.Lock()
+	var own *started
 	for _, s := range c.started {
 		if s.pid == pid {
-			return !s.exited()
+			own = s
 		}
+	}
+	c.procsMu.Unlock()
+	if own != nil {
+		return !own.exited()
 	}
 	return processAlive(pid)
 }
