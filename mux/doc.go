@@ -137,8 +137,16 @@
 //
 // # Caveats
 //
-// A PublishRequest must fit in the gRPC message limit (64 MiB, or twice the
-// record limit if that is larger): keep batches well below it. Liveness
+// The gRPC message limit is twice the batch limit (64 MiB, or twice the
+// record limit if that is larger; see limits.go): a PublishRequest over the
+// batch limit gets an in-band INVALID_ARGUMENT, but one over the message
+// limit ends the stream, since gRPC reads a message whole before the
+// service sees it. Every unary request is held to the record limit (plus
+// 64 KiB), and what becomes a record (Init's info, Finish's exit) to the
+// record limit as a record. Enum values that the schema does not define are
+// refused everywhere. Running out of file descriptors is RESOURCE_EXHAUSTED;
+// ListRuns lists the root through a directory handle kept open, so it
+// still lists every run, each one it cannot open with its error. Liveness
 // checks see processes on this machine only; a client on another machine
 // (over --listen) should pass client_pid 0 and call Teardown. Query folds an
 // open run incrementally (only records new since the last query), but the

@@ -64,9 +64,15 @@ func (e *OrderError) Error() string {
 // TooLargeError rejects a record over the size limit.
 type TooLargeError struct {
 	Size, Limit int
+	// What names the payload when it is not a published record ("run
+	// info", "exit").
+	What string
 }
 
 func (e *TooLargeError) Error() string {
+	if e.What != "" {
+		return fmt.Sprintf("%s of %d bytes (as a record) exceeds the record limit of %d (--max-record-bytes)", e.What, e.Size, e.Limit)
+	}
 	return fmt.Sprintf("record of %d bytes exceeds the limit of %d (--max-record-bytes)", e.Size, e.Limit)
 }
 
@@ -126,6 +132,9 @@ func statusOf(err error) *status.Status {
 	)
 	code := codes.Internal
 	switch {
+	case outOfFiles(err):
+		return status.New(codes.ResourceExhausted, err.Error()+
+			"; the service is out of file descriptors: raise its limit (ulimit -n) or finish runs")
 	case errors.As(err, &inv), errors.As(err, &large),
 		errors.Is(err, ErrClientSeqOrder), errors.Is(err, ErrClientSeqReused), errors.Is(err, ErrClientSeqSkip):
 		code = codes.InvalidArgument

@@ -74,6 +74,11 @@ func (s *Service) Init(ctx context.Context, req *runlogv1.InitRequest) (*runlogv
 	if p := req.GetClientPid(); p < 0 || p > 1<<31 {
 		return nil, rpcError(invalid("client_pid %d is not a process id", p))
 	}
+	if info := req.GetInfo(); info != nil {
+		if err := s.checkAsRecord(&runlogv1.Record{ClientId: client, Payload: &runlogv1.Record_Run{Run: info}}, "run info"); err != nil {
+			return nil, rpcError(err)
+		}
+	}
 	r, resumed, err := s.attach(ctx, id, client, req)
 	if err != nil {
 		return nil, rpcError(err)
@@ -265,6 +270,9 @@ func (s *Service) Teardown(ctx context.Context, req *runlogv1.TeardownRequest) (
 	if client == "" {
 		return nil, rpcError(invalid("client_id is empty; pass the id Init returned"))
 	}
+	if err := checkClientID(client); err != nil {
+		return nil, rpcError(err)
+	}
 	now := time.Now()
 	for _, r := range s.openRuns() {
 		r.mu.Lock()
@@ -351,7 +359,13 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 	if err := checkRunID(id); err != nil {
 		return nil, rpcError(err)
 	}
+	if err := checkClientID(client); err != nil {
+		return nil, rpcError(err)
+	}
 	exit := normalExit(req.GetExit())
+	if err := s.checkAsRecord(&runlogv1.Record{ClientId: client, Payload: &runlogv1.Record_Exit{Exit: exit}}, "exit"); err != nil {
+		return nil, rpcError(err)
+	}
 	r, err := s.use(ctx, id)
 	if err != nil {
 		return nil, rpcError(err)

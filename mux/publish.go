@@ -131,6 +131,17 @@ func (s *Service) publish(ctx context.Context, req *runlogv1.PublishRequest, rep
 		return fail(errorf(ErrNotAttached, "client %s is not attached to run %s; call Init (resume=must) with this client id first", client, id))
 	}
 
+	size, limit := 0, s.batchLimit()
+	for _, raw := range req.GetRecords() {
+		if len(raw) <= s.maxRecord { // larger ones are refused one by one
+			size += len(raw)
+		}
+	}
+	if size > limit {
+		return fail(invalid("batch of %d records holds %d bytes, over the limit of %d per PublishRequest; send fewer records per batch",
+			len(req.GetRecords()), size, limit))
+	}
+
 	b := &batch{client: client, number: req.GetBatch(), reply: replies}
 	b.recs = make([]entry, 0, len(req.GetRecords()))
 	for i, raw := range req.GetRecords() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 
@@ -40,6 +41,9 @@ func (r *run) foldRun() (*runlogv1.RunState, error) {
 // keys, history samples spread evenly over its live rows.
 func (s *Service) Query(ctx context.Context, req *runlogv1.QueryRequest) (*runlogv1.QueryResponse, error) {
 	id := req.GetRunId()
+	if n := len(req.GetHistoryKeys()); n > maxHistoryKeys {
+		return nil, rpcError(invalid("history_keys holds %d keys, over the limit of %d per query", n, maxHistoryKeys))
+	}
 	l, r, done, err := s.openLog(ctx, id)
 	if err != nil {
 		return nil, rpcError(err)
@@ -76,7 +80,7 @@ func (s *Service) Query(ctx context.Context, req *runlogv1.QueryRequest) (*runlo
 // ListRuns lists every run under the root: open runs from the service's
 // handles, the others opened read-only for a moment.
 func (s *Service) ListRuns(ctx context.Context, _ *runlogv1.ListRunsRequest) (*runlogv1.ListRunsResponse, error) {
-	ents, err := os.ReadDir(s.runsDir)
+	ents, err := s.readRunsDir()
 	if err != nil {
 		return nil, rpcError(fmt.Errorf("list runs in %s: %w", s.runsDir, err))
 	}
@@ -97,12 +101,22 @@ func (s *Service) ListRuns(ctx context.Context, _ *runlogv1.ListRunsRequest) (*r
 	return resp, nil
 }
 
+// readRunsDir lists ROOT/runs through the handle the service keeps open.
+func (s *Service) readRunsDir() ([]os.DirEntry, error) {
+	s.runsMu.Lock()
+	defer s.runsMu.Unlock()
+	if _, err := s.runsFile.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return s.runsFile.ReadDir(-1)
+}
+
 // summarize describes one run; problems go into the summary's error.
 func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary {
 	sum := &runlogv1.RunSummary{RunId: id}
 	l, r, done, err := s.openLog(ctx, id)
 	if err != nil {
-		sum.Error = err.Error()
+		sum.Error = statusOf(err).Message()
 		if errors.Is(err, wal.ErrLocked) {
 			sum.Error = fmt.Sprintf("run %s is held by another process", id)
 		}

@@ -48,6 +48,7 @@ type fieldSchema struct {
 	kind protoreflect.Kind
 	list bool
 	msg  *msgSchema
+	enum protoreflect.EnumDescriptor // for enum fields: values outside it are refused
 }
 
 // newSchema builds the check table for runlog.v1.Record from its descriptor.
@@ -76,6 +77,9 @@ func newSchema() *msgSchema {
 			}
 			if fd.Message() != nil {
 				f.msg = build(fd.Message())
+			}
+			if fd.Kind() == protoreflect.EnumKind {
+				f.enum = fd.Enum()
 			}
 			s.fields[fd.Number()] = f
 		}
@@ -169,6 +173,9 @@ func checkField(b []byte, typ protowire.Type, f *fieldSchema) (int, *wireError) 
 			if k < 0 {
 				return 0, &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(k))}
 			}
+			if err := checkEnumValue(v[:k], f); err != nil {
+				return 0, err
+			}
 			v = v[k:]
 		}
 		return m, nil
@@ -195,8 +202,24 @@ func checkField(b []byte, typ protowire.Type, f *fieldSchema) (int, *wireError) 
 		if m < 0 {
 			return 0, &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(m))}
 		}
+		if err := checkEnumValue(b[:m], f); err != nil {
+			return 0, err
+		}
 		return m, nil
 	}
+}
+
+// checkEnumValue refuses an enum value (the varint in b) that f's enum does
+// not define: the decoder would keep it, but no reader knows what it means.
+func checkEnumValue(b []byte, f *fieldSchema) *wireError {
+	if f.enum == nil {
+		return nil
+	}
+	v, _ := protowire.ConsumeVarint(b)
+	if f.enum.Values().ByNumber(protoreflect.EnumNumber(int32(v))) == nil {
+		return &wireError{reason: fmt.Sprintf("%d is not a %s value; use one of %s", int32(v), f.enum.FullName(), enumNames(f.enum))}
+	}
+	return nil
 }
 
 func wireType(k protoreflect.Kind) protowire.Type {

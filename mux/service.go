@@ -35,8 +35,9 @@ const (
 	// maxOutstanding bounds the batches of one Publish stream that are
 	// queued or being committed; the stream stops reading beyond it.
 	maxOutstanding = 64
-	// maxMsgBytes is the gRPC message limit: well above the record limit,
-	// so an oversize record gets an in-band rejection, not a broken stream.
+	// maxMsgBytes is the least batch limit (see batchLimit): well above the
+	// record limit, so an oversize record gets an in-band rejection, not a
+	// broken stream.
 	maxMsgBytes = 64 << 20
 )
 
@@ -109,7 +110,13 @@ type Service struct {
 	alive     func(pid int) bool
 	host      string
 
-	lock     *rootLock
+	lock *rootLock
+	// runsFile is ROOT/runs, open for the service's life so that ListRuns
+	// can list the runs without a new file descriptor (and describe each
+	// one, an error included, when the process has none left).
+	runsFile *os.File
+	// runsMu serialises reading runsFile, whose offset is shared.
+	runsMu   sync.Mutex
 	unixPath string
 	unixLn   net.Listener
 	tcpLn    net.Listener
@@ -222,6 +229,9 @@ func Open(root string, opts Options) (*Service, error) {
 	if err := os.MkdirAll(s.runsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open root %s: %w", abs, err)
 	}
+	if s.runsFile, err = os.Open(s.runsDir); err != nil {
+		return nil, fmt.Errorf("open root %s: %w", abs, err)
+	}
 	if err := s.recover(); err != nil {
 		return nil, err
 	}
@@ -239,8 +249,9 @@ func Open(root string, opts Options) (*Service, error) {
 		// Stop returns only after every handler did, so nothing of the
 		// service runs after Close.
 		grpc.WaitForHandlers(true),
-		grpc.MaxRecvMsgSize(max(maxMsgBytes, 2*s.maxRecord)),
-		grpc.MaxSendMsgSize(max(maxMsgBytes, 2*s.maxRecord)),
+		grpc.MaxRecvMsgSize(s.transportLimit()),
+		grpc.MaxSendMsgSize(s.transportLimit()),
+		grpc.ChainUnaryInterceptor(s.checkUnary),
 		// Local clients may keep a connection idle for a long time; they
 		// may ping every 10s without being disconnected for it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -448,6 +459,9 @@ func (s *Service) release() error {
 		if err := os.Remove(s.opts.PortFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
+	}
+	if s.runsFile != nil {
+		s.runsFile.Close()
 	}
 	if s.lock != nil {
 		if err := s.lock.release(); err != nil {

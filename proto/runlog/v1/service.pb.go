@@ -355,7 +355,12 @@ type PublishRequest struct {
 	// Encoded runlog.v1.Record messages with client_seq and a payload; seq,
 	// id and time are stamped by the service. Each is decoded on its own, so
 	// one malformed record is rejected without failing the batch or the
-	// stream.
+	// stream. A record over InitResponse.max_record_bytes is rejected on its
+	// own; a request whose other records hold more than the batch limit
+	// (64 MiB, or twice max_record_bytes if that is more) is answered with a
+	// batch-level INVALID_ARGUMENT. Only a request over twice the batch limit
+	// ends the stream (RESOURCE_EXHAUSTED from gRPC, which reads a message
+	// whole before the service sees it).
 	Records       [][]byte `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -35,6 +35,14 @@ const (
 // RunlogClient is the client API for Runlog service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Every request is checked before it is served: an enum field holding a
+// value its enum does not define, in a request or in a published record, is
+// refused with INVALID_ARGUMENT naming the field; a unary request larger
+// than max_record_bytes plus 64 KiB, or a payload that becomes a record
+// (Init's info, Finish's exit) larger than max_record_bytes as a record, is
+// refused with INVALID_ARGUMENT. A service out of file descriptors answers
+// RESOURCE_EXHAUSTED.
 type RunlogClient interface {
 	// Init opens a new run or resumes an existing one and attaches the client.
 	Init(ctx context.Context, in *InitRequest, opts ...grpc.CallOption) (*InitResponse, error)
@@ -164,6 +172,14 @@ func (c *runlogClient) Verify(ctx context.Context, in *VerifyRequest, opts ...gr
 // RunlogServer is the server API for Runlog service.
 // All implementations must embed UnimplementedRunlogServer
 // for forward compatibility.
+//
+// Every request is checked before it is served: an enum field holding a
+// value its enum does not define, in a request or in a published record, is
+// refused with INVALID_ARGUMENT naming the field; a unary request larger
+// than max_record_bytes plus 64 KiB, or a payload that becomes a record
+// (Init's info, Finish's exit) larger than max_record_bytes as a record, is
+// refused with INVALID_ARGUMENT. A service out of file descriptors answers
+// RESOURCE_EXHAUSTED.
 type RunlogServer interface {
 	// Init opens a new run or resumes an existing one and attaches the client.
 	Init(context.Context, *InitRequest) (*InitResponse, error)

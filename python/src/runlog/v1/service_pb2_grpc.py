@@ -26,7 +26,14 @@ if _version_not_supported:
 
 
 class RunlogStub:
-    """Missing associated documentation comment in .proto file."""
+    """Every request is checked before it is served: an enum field holding a
+    value its enum does not define, in a request or in a published record, is
+    refused with INVALID_ARGUMENT naming the field; a unary request larger
+    than max_record_bytes plus 64 KiB, or a payload that becomes a record
+    (Init's info, Finish's exit) larger than max_record_bytes as a record, is
+    refused with INVALID_ARGUMENT. A service out of file descriptors answers
+    RESOURCE_EXHAUSTED.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -77,7 +84,14 @@ class RunlogStub:
 
 
 class RunlogServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Every request is checked before it is served: an enum field holding a
+    value its enum does not define, in a request or in a published record, is
+    refused with INVALID_ARGUMENT naming the field; a unary request larger
+    than max_record_bytes plus 64 KiB, or a payload that becomes a record
+    (Init's info, Finish's exit) larger than max_record_bytes as a record, is
+    refused with INVALID_ARGUMENT. A service out of file descriptors answers
+    RESOURCE_EXHAUSTED.
+    """
 
     def Init(self, request, context):
         """Init opens a new run or resumes an existing one and attaches the client.
@@ -194,7 +208,14 @@ def add_RunlogServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Runlog:
-    """Missing associated documentation comment in .proto file."""
+    """Every request is checked before it is served: an enum field holding a
+    value its enum does not define, in a request or in a published record, is
+    refused with INVALID_ARGUMENT naming the field; a unary request larger
+    than max_record_bytes plus 64 KiB, or a payload that becomes a record
+    (Init's info, Finish's exit) larger than max_record_bytes as a record, is
+    refused with INVALID_ARGUMENT. A service out of file descriptors answers
+    RESOURCE_EXHAUSTED.
+    """
 
     @staticmethod
     def Init(request,
