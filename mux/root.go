@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/runlog/runlog/internal/dirsync"
 )
 
 // maxSocketPath is the size of sun_path on Linux, terminating NUL included.
@@ -18,7 +20,7 @@ const maxSocketPath = 108
 func makeRoot(root string, log *slog.Logger) error {
 	fi, err := os.Stat(root)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(root, 0o700); err != nil {
+		if _, err := dirsync.MkdirAll(root, 0o700); err != nil {
 			return fmt.Errorf("create root %s: %w", root, err)
 		}
 		return nil

@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/runlog/runlog/internal/dirsync"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/wal"
 )
@@ -226,7 +227,7 @@ func Open(root string, opts Options) (*Service, error) {
 			s.Close() // stops the runs recover opened, releases the root
 		}
 	}()
-	if err := os.MkdirAll(s.runsDir, 0o700); err != nil {
+	if _, err := dirsync.MkdirAll(s.runsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open root %s: %w", abs, err)
 	}
 	if s.runsFile, err = os.Open(s.runsDir); err != nil {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runlog/runlog/internal/dirsync"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/rollup"
@@ -96,10 +97,12 @@ var _ Store = (*Bolt)(nil)
 
 // Open opens the store in dir, creating the directory and the file if needed.
 func Open(dir string, opts Options) (*Bolt, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := dirsync.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
+	_, statErr := os.Lstat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
 		timeout = time.Second
@@ -133,6 +136,11 @@ func Open(dir string, opts Options) (*Bolt, error) {
 		}
 		return nil
 	})
+	if err == nil && created {
+		// The store's first commit is fsynced, its directory entry only
+		// once the directory is.
+		err = dirsync.Sync(dir)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

@@ -18,6 +18,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runlog/runlog/internal/dirsync"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 )
 
@@ -92,6 +93,7 @@ type Log struct {
 // Open opens the log at path, creating it and its directory unless
 // opts.ReadOnly or opts.MustExist is set.
 func Open(path string, opts Options) (*Log, error) {
+	created := false
 	if opts.ReadOnly || opts.MustExist {
 		if _, err := os.Stat(path); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -99,8 +101,12 @@ func Open(path string, opts Options) (*Log, error) {
 			}
 			return nil, fmt.Errorf("open wal %s: %w", path, err)
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open wal %s: %w", path, err)
+	} else {
+		if _, err := dirsync.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open wal %s: %w", path, err)
+		}
+		_, err := os.Lstat(path)
+		created = errors.Is(err, os.ErrNotExist)
 	}
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
@@ -145,6 +151,15 @@ func Open(path string, opts Options) (*Log, error) {
 		if err := l.init(); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open wal %s: %w", path, err)
+		}
+		// The file and its first commit are fsynced; its directory entry
+		// is not until the directory is. Without this an acknowledged
+		// run can vanish whole in a power cut.
+		if created {
+			if err := dirsync.Sync(filepath.Dir(path)); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("open wal %s: %w", path, err)
+			}
 		}
 	}
 	if err := l.load(); err != nil {
