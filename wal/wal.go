@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,9 @@ type Log struct {
 	db   *bolt.DB
 	now  func() time.Time
 	ro   bool
+	// damage is what the page walk at open found, nil for a sound file.
+	// Only a read-only log can have one; readers stop before its FirstBad.
+	damage *fileDamage
 
 	// mu protects the fields below, which mirror the end of the log.
 	mu       sync.Mutex
@@ -108,6 +112,23 @@ func Open(path string, opts Options) (*Log, error) {
 		_, err := os.Lstat(path)
 		created = errors.Is(err, os.ErrNotExist)
 	}
+	var damage *fileDamage
+	if !created {
+		d, err := walkFile(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open wal %s: %w", path, err)
+		}
+		if d != nil {
+			cerr := &CorruptError{Path: path, Seq: d.FirstBad, Err: d.Err}
+			// bbolt would walk the damaged pages at a writable open in a
+			// goroutine of its own and die there; a reader may look at
+			// the records before the damage.
+			if !opts.ReadOnly || d.NoMeta {
+				return nil, fmt.Errorf("open wal %s: %w", path, cerr)
+			}
+			damage = d
+		}
+	}
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
 		timeout = 500 * time.Millisecond
@@ -116,7 +137,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if mmap <= 0 {
 		mmap = 256 << 20
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err := openBolt(path, &bolt.Options{
 		Timeout:         timeout,
 		ReadOnly:        opts.ReadOnly,
 		InitialMmapSize: mmap,
@@ -136,6 +157,7 @@ func Open(path string, opts Options) (*Log, error) {
 		db:       db,
 		now:      opts.Now,
 		ro:       opts.ReadOnly,
+		damage:   damage,
 		lastStep: -1,
 		clients:  make(map[string]uint64),
 		changed:  make(chan struct{}),
@@ -186,14 +208,75 @@ func (l *Log) init() error {
 	})
 }
 
+// openBolt opens the bbolt file, turning a panic or a fault in mapped
+// memory during the open into an error.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = &CorruptError{Path: path, Err: fmt.Errorf("bbolt: %v", r)}
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
+// errFault is returned by view for a panic or a fault while reading the
+// file: bbolt trusts its pages, and a damaged or truncated file makes it
+// panic or touch memory past the end of the file.
+var errFault = errors.New("damaged page")
+
+// view runs fn in a read transaction; a panic or a fault in mapped memory
+// becomes an error wrapping errFault. bbolt's View rolls the transaction back
+// when fn panics.
+func (l *Log) view(fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errFault, r)
+		}
+	}()
+	return l.db.View(fn)
+}
+
+// firstBad returns the first seq the page walk found damaged, 0 for none.
+func (l *Log) firstBad() uint64 {
+	if l.damage == nil {
+		return 0
+	}
+	return l.damage.FirstBad
+}
+
+// damageError is the error for reaching the damaged record.
+func (l *Log) damageError() error {
+	return &CorruptError{Path: l.path, Seq: l.damage.FirstBad, Err: l.damage.Err}
+}
+
+// Damage returns the damage found when the log was opened: a *CorruptError
+// whose Seq is the first record that cannot be read (0 when every record can
+// and the damage lies elsewhere in the file), or nil for a sound file.
+func (l *Log) Damage() error {
+	if l.damage == nil {
+		return nil
+	}
+	return l.damageError()
+}
+
 // load reads the end of the log into memory.
 func (l *Log) load() error {
-	return l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		if recs == nil {
 			return fmt.Errorf("open wal %s: not a runlog log (no records bucket)", l.path)
 		}
+		if fb := l.firstBad(); fb != 0 {
+			// Never touch the damaged pages; the log ends before them.
+			l.lastSeq = fb - 1
+			return nil
+		}
 		if k, v := recs.Cursor().Last(); k != nil {
+			if len(k) != 8 {
+				return &CorruptError{Path: l.path, Seq: l.lastSeq + 1, Err: fmt.Errorf("last key of %d bytes", len(k))}
+			}
 			seq := binary.BigEndian.Uint64(k)
 			rec, err := l.decode(seq, v)
 			switch {
@@ -230,6 +313,10 @@ func (l *Log) load() error {
 		}
 		return nil
 	})
+	if errors.Is(err, errFault) {
+		return fmt.Errorf("open wal %s: %w", l.path, &CorruptError{Path: l.path, Seq: l.firstBad(), Err: err})
+	}
+	return err
 }
 
 // Path returns the file the log lives in.
@@ -461,12 +548,19 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 		}
 		n, scanned := 0, 0
 		next := from
-		err := l.db.View(func(tx *bolt.Tx) error {
+		fb := l.firstBad()
+		if fb != 0 && from >= fb {
+			return l.damageError()
+		}
+		err := l.view(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketRecords).Cursor()
 			var key [8]byte
 			binary.BigEndian.PutUint64(key[:], from)
 			for k, v := c.Seek(key[:]); k != nil && n < scanChunk; k, v = c.Next() {
-				seq := binary.BigEndian.Uint64(k)
+				if err := checkKey(k, next); err != nil {
+					return &CorruptError{Path: l.path, Seq: next, Err: err}
+				}
+				seq := next
 				data, err := l.check(seq, v)
 				if err != nil {
 					return err
@@ -477,10 +571,16 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 				}
 				n++
 				next = seq + 1
+				if next == fb {
+					return l.damageError() // do not step onto the damage
+				}
 			}
 			return nil
 		})
 		l.noteTouched(scanned)
+		if errors.Is(err, errFault) {
+			err = &CorruptError{Path: l.path, Seq: next, Err: err}
+		}
 		if errors.Is(err, errStop) {
 			return nil
 		}
@@ -542,7 +642,7 @@ func (l *Log) Wait(ctx context.Context, after uint64) error {
 // Cursor returns the sequence stored under name, 0 when there is none.
 func (l *Log) Cursor(name string) (uint64, error) {
 	var seq uint64
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketCursors); b != nil {
 			if v := b.Get([]byte(name)); len(v) == 8 {
 				seq = binary.BigEndian.Uint64(v)
@@ -559,7 +659,7 @@ func (l *Log) Cursor(name string) (uint64, error) {
 // Cursors returns every named cursor.
 func (l *Log) Cursors() (map[string]uint64, error) {
 	out := make(map[string]uint64)
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCursors)
 		if b == nil {
 			return nil
@@ -602,7 +702,7 @@ func (l *Log) SetCursor(name string, seq uint64) error {
 // Meta returns the metadata value stored under key, nil when absent.
 func (l *Log) Meta(key string) ([]byte, error) {
 	var out []byte
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketMeta); b != nil {
 			if v := b.Get([]byte(key)); v != nil {
 				out = append([]byte(nil), v...)
