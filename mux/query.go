@@ -127,6 +127,10 @@ func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary
 	sum.LastSeq = l.LastSeq()
 	sum.LastStep = l.LastStep()
 	sum.SizeBytes, _ = l.Size()
+	if d := l.Damage(); d != nil {
+		// Listed with its valid prefix; readers stop before the damage.
+		sum.Error = fmt.Sprintf("damaged: %v", d)
+	}
 	if r != nil {
 		st, err := r.foldRun()
 		if err != nil {
@@ -139,6 +143,10 @@ func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary
 		st, err := replay.Overview(l, id, sum.LastSeq)
 		if err != nil {
 			sum.Error = err.Error()
+			var ce *wal.CorruptError
+			if errors.As(err, &ce) {
+				sum.Error = fmt.Sprintf("damaged: %v", err)
+			}
 		} else {
 			info := st.Proto().GetInfo()
 			sum.Project, sum.Name, sum.Status = info.GetProject(), info.GetName(), st.Status()

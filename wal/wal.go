@@ -126,7 +126,11 @@ func Open(path string, opts Options) (*Log, error) {
 			if !opts.ReadOnly || d.NoMeta {
 				return nil, fmt.Errorf("open wal %s: %w", path, cerr)
 			}
-			damage = d
+			// A key out of place on sound pages is no danger to a
+			// reader: Scan and Verify find it themselves, at the same seq.
+			if d.Kind == ProblemBolt {
+				damage = d
+			}
 		}
 	}
 	timeout := opts.LockTimeout

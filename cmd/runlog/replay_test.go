@@ -271,10 +271,10 @@ func TestReplayVerifyFindsDamage(t *testing.T) {
 		}, "decode", 8, 7},
 		{"missing record", func(t *testing.T, tx *bolt.Tx) {
 			tx.Bucket([]byte("records")).Delete(seqKey(10))
-		}, "gap", 11, 9},
+		}, "gap", 10, 9},
 		{"missing first record", func(t *testing.T, tx *bolt.Tx) {
 			tx.Bucket([]byte("records")).Delete(seqKey(1))
-		}, "gap", 2, 0},
+		}, "gap", 1, 0},
 		{"seq mismatch", func(t *testing.T, tx *bolt.Tx) {
 			b := tx.Bucket([]byte("records"))
 			r := getRecord(t, b, 3)
@@ -374,8 +374,9 @@ func TestReplayVerifyAll(t *testing.T) {
 	for _, want := range []string{
 		"run-example: clean, 25 records\n",
 		"second: clean, 25 records\n",
-		"third: seq 5: gap: expected seq 4, found 5 (1 missing)\n",
-		"third: 1 problems in 24 records, first bad seq 5, last good seq 3\n",
+		// The first bad seq is the missing one, as every reader says.
+		"third: seq 4: gap: seq 4: found key 5 in its place\n",
+		"third: 1 problems in 24 records, first bad seq 4, last good seq 3\n",
 		"checked 3 runs, 74 records in ",
 		": 2 clean, 1 with problems, 0 unreadable\n",
 	} {

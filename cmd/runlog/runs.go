@@ -46,6 +46,9 @@ type runRow struct {
 	// Error says why the run could not be read; the other fields may then
 	// be empty.
 	Error string `json:"error,omitempty"`
+	// FirstBadSeq is, for a damaged log (State "damaged"), the first record
+	// that cannot be read; Records counts the valid ones before it.
+	FirstBadSeq uint64 `json:"first_bad_seq,omitempty"`
 }
 
 // runColumn is one column of the runs table.
@@ -234,13 +237,25 @@ func runFromFile(id, path string) (runRow, error) {
 	if size, err := l.Size(); err == nil {
 		row.SizeBytes = size
 	}
+	var ce *wal.CorruptError
+	if errors.As(l.Damage(), &ce) {
+		row.FirstBadSeq = ce.Seq
+	}
 	st, err := replay.Overview(l, id, row.Records)
+	if errors.As(err, &ce) {
+		row.FirstBadSeq, row.Records = ce.Seq, ce.Seq-1
+		err = nil
+	}
 	if err != nil {
 		return runRow{}, err
 	}
 	info := st.Proto().GetInfo()
 	row.Project, row.Name = info.GetProject(), info.GetName()
 	row.State = replay.StatusName(st.Status())
+	if row.FirstBadSeq != 0 {
+		row.State = "damaged"
+		row.Error = fmt.Sprintf("damaged at seq %d", row.FirstBadSeq)
+	}
 	if cur, err := l.Cursors(); err == nil && len(cur) > 0 {
 		row.Cursors = cur
 		row.SyncErrors = l.SyncErrors(cur)

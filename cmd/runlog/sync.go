@@ -353,7 +353,10 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 	// Read-write, so the cursor and the last error are kept beside the
 	// records; a log that cannot be written syncs read-only.
 	l, err := wal.Open(path, wal.Options{MustExist: true, LockTimeout: 200 * time.Millisecond})
-	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+	var damaged *wal.CorruptError
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.As(err, &damaged) {
+		// A damaged log is never opened for writing; its valid prefix
+		// still syncs.
 		l, err = wal.Open(path, wal.Options{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
 	}
 	switch {
@@ -382,6 +385,9 @@ func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *
 	err = s.Run(ctx)
 	res.Sent = gained
 	res.HighWater = s.Acked()
+	if d := l.Damage(); err == nil && d != nil {
+		err = d // the valid prefix is synced; the log ends in damage
+	}
 	syncOutcome(&res, err)
 	return res
 }
