@@ -242,9 +242,10 @@ func runFromFile(id, path string) (runRow, error) {
 		row.FirstBadSeq = ce.Seq
 	}
 	st, err := replay.Overview(l, id, row.Records)
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) && ce.Seq > 0 {
+		// Describe the run by its valid prefix.
 		row.FirstBadSeq, row.Records = ce.Seq, ce.Seq-1
-		err = nil
+		st, err = replay.Overview(l, id, row.Records)
 	}
 	if err != nil {
 		return runRow{}, err
