@@ -59,6 +59,7 @@ bench: build
 
 soak: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) RUNLOG_SOAK=1 $(GO) test -timeout 60m -run Soak -v ./cmd/runlog/
+	$(GO) test -run '^$$' -fuzz '^FuzzWALFile$$' -fuzztime 10m ./wal/
 
 proto:
 	bash scripts/genproto.sh
