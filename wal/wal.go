@@ -123,7 +123,7 @@ func Open(path string, opts Options) (*Log, error) {
 			// bbolt would walk the damaged pages at a writable open in a
 			// goroutine of its own and die there; a reader may look at
 			// the records before the damage.
-			if !opts.ReadOnly || d.NoMeta || d.FirstBad == 1 {
+			if !opts.ReadOnly || d.NoMeta || d.FirstBad == 1 && d.Kind == ProblemBolt {
 				return nil, fmt.Errorf("open wal %s: %w", path, cerr)
 			}
 			// A key out of place on sound pages is no danger to a
