@@ -68,8 +68,8 @@ type Client struct {
 	nextBatch uint64
 
 	stats struct {
-		published, acked, rejected, batches, resent, reconnects, waits atomic.Uint64
-		waitNanos                                                      atomic.Int64
+		published, acked, rejected, batches, resent, reconnects, waits, started atomic.Uint64
+		waitNanos                                                               atomic.Int64
 	}
 }
 
@@ -88,6 +88,7 @@ type Stats struct {
 	Batches     uint64        // Publish requests sent
 	Resent      uint64        // records sent again after a reconnect or a retryable error
 	Reconnects  uint64        // Publish streams re-established
+	Started     uint64        // service processes this client started (a restart after a crash is one more)
 	WindowWaits uint64        // publishing calls that blocked on a full window
 	WindowWait  time.Duration // total time they blocked
 }
@@ -176,6 +177,7 @@ func (c *Client) Stats() Stats {
 		Batches:     c.stats.batches.Load(),
 		Resent:      c.stats.resent.Load(),
 		Reconnects:  c.stats.reconnects.Load(),
+		Started:     c.stats.started.Load(),
 		WindowWaits: c.stats.waits.Load(),
 		WindowWait:  time.Duration(c.stats.waitNanos.Load()),
 	}
@@ -543,6 +545,13 @@ func (c *Client) ensure(ctx context.Context) error {
 	// its backoff or replaces it.
 	deadline := time.Now().Add(c.opts.StartTimeout)
 	for !c.try(ctx, target) {
+		// A service killed between its port file and its first answer
+		// never answers: start another instead of waiting out the timeout.
+		// The lock file names it until another service takes the root.
+		if info, err := ReadLock(c.root); err == nil && !c.alive(info.PID) {
+			return &StartError{Root: c.root, Log: filepath.Join(c.root, logName), Tail: tail(filepath.Join(c.root, logName), 10),
+				Err: fmt.Errorf("service exited before it answered at %s", target)}
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return &StartError{Root: c.root, Log: filepath.Join(c.root, logName), Tail: tail(filepath.Join(c.root, logName), 10),
 				Err: fmt.Errorf("service started but does not answer at %s", target)}

@@ -311,6 +311,7 @@ func (c *Client) spawn(bin string) (*started, string, error) {
 	c.procsMu.Lock()
 	c.started = append(c.started, proc)
 	c.procsMu.Unlock()
+	c.stats.started.Add(1)
 	c.log.Info("started runlog service", "pid", proc.pid, "root", root, "binary", bin)
 	return proc, portFile, nil
 }

@@ -48,8 +48,13 @@ type benchResult struct {
 	AckP50Ms      float64 `json:"ack_p50_ms"`
 	AckP99Ms      float64 `json:"ack_p99_ms"`
 	AckMaxMs      float64 `json:"ack_max_ms"`
-	// ServiceRSSMaxMB is the service's peak resident memory (VmHWM), MiB.
-	ServiceRSSMaxMB float64  `json:"service_rss_max_mb"`
+	// ServiceRSSMaxMB is the service's peak resident memory (VmHWM), MiB:
+	// the largest of every service process's when it was restarted.
+	ServiceRSSMaxMB float64 `json:"service_rss_max_mb"`
+	// ServiceRestarts counts the service processes started after the first
+	// one: each is a service that died (SIGKILLed, say) and was started
+	// again by the client, which then resent what was not acknowledged.
+	ServiceRestarts uint64   `json:"service_restarts"`
 	Batches         uint64   `json:"batches"`
 	WindowWaits     uint64   `json:"window_waits"`
 	Verified        bool     `json:"verified"`
@@ -70,6 +75,11 @@ ack), the ack latency of every record (from its log call to the ack that
 covered it) at p50/p99/max, and the service's peak resident memory. Then it
 stops the service and reads every run's log to check that each acked record
 is there once, with gap-free sequences. It exits 1 when that check fails.
+
+Kill the service while it runs (kill -9 the pid in DIR/service.lock, as often
+as you like): the client starts it again and resends what was not yet
+acknowledged, the bench counts the restarts, and the check at the end still
+finds every acked record once.
 
 DIR must not have a running service; the default is a new temporary
 directory, removed afterwards.
@@ -134,6 +144,9 @@ func printBench(w io.Writer, cfg benchConfig, r *benchResult) {
 		r.Acked, r.Seconds, r.RecordsPerSec, r.Batches, r.WindowWaits)
 	fmt.Fprintf(w, "ack latency p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", r.AckP50Ms, r.AckP99Ms, r.AckMaxMs)
 	fmt.Fprintf(w, "service peak RSS %.1f MiB\n", r.ServiceRSSMaxMB)
+	if r.ServiceRestarts > 0 {
+		fmt.Fprintf(w, "service restarted %d times; the client resent what was not acknowledged\n", r.ServiceRestarts)
+	}
 	if r.Verified {
 		fmt.Fprintf(w, "verified: every acked record is in the logs once, sequences gap-free\n")
 	} else {
@@ -192,10 +205,22 @@ func bench(cfg benchConfig, progress io.Writer) (*benchResult, error) {
 			c.Close()
 		}
 	}()
-	pid := c.ServicePID()
-	if pid == 0 {
+	if c.ServicePID() == 0 {
 		return nil, fmt.Errorf("cannot tell the service's pid from %s", filepath.Join(root, "service.lock"))
 	}
+	// The service may be killed and started again under the bench: follow
+	// whichever one is current.
+	watch := newServiceWatch(root, progress)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watch.run()
+	}()
+	stopWatch := sync.OnceFunc(func() {
+		close(watch.quit)
+		<-watchDone
+	})
+	defer stopWatch()
 
 	runs := make([]*client.Run, cfg.runs)
 	for i := range runs {
@@ -242,38 +267,46 @@ func bench(cfg benchConfig, progress io.Writer) (*benchResult, error) {
 			return nil, err
 		}
 	}
-	rss, err := peakRSS(pid)
-	if err != nil {
-		return nil, err
-	}
+	stopWatch()
 	// Close waits for the client's receiver, so the histogram is complete
 	// and no longer written to after it.
-	st := c.Stats()
 	closed = true
 	if err := c.Close(); err != nil {
 		return nil, err
 	}
+	st := c.Stats()
 	elapsed := time.Duration(lastAck.Load())
 	res := &benchResult{
-		Runs:            cfg.runs,
-		Records:         cfg.records,
-		Keys:            cfg.keys,
-		OfferedRate:     cfg.rate,
-		Acked:           lat.count,
-		Seconds:         elapsed.Seconds(),
-		AckP50Ms:        ms(lat.quantile(0.50)),
-		AckP99Ms:        ms(lat.quantile(0.99)),
-		AckMaxMs:        ms(lat.max),
-		ServiceRSSMaxMB: rss,
-		Batches:         st.Batches,
-		WindowWaits:     st.WindowWaits,
+		Runs:        cfg.runs,
+		Records:     cfg.records,
+		Keys:        cfg.keys,
+		OfferedRate: cfg.rate,
+		// Records whose ack was lost with a killed service are
+		// acknowledged when the run re-attaches, without a latency: the
+		// client's count has them, the histogram does not.
+		Acked:       st.Acked,
+		Seconds:     elapsed.Seconds(),
+		AckP50Ms:    ms(lat.quantile(0.50)),
+		AckP99Ms:    ms(lat.quantile(0.99)),
+		AckMaxMs:    ms(lat.max),
+		Batches:     st.Batches,
+		WindowWaits: st.WindowWaits,
 	}
 	if elapsed > 0 {
 		res.RecordsPerSec = float64(res.Acked) / elapsed.Seconds()
 	}
-	if err := stopService(pid, 60*time.Second); err != nil {
-		return nil, err
+	if st.Started > 0 {
+		res.ServiceRestarts = st.Started - 1
 	}
+	if pid := watch.current(); pid > 0 {
+		if err := stopService(pid, 60*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	// Every service was this process's child and is reaped now (the last
+	// by stopService, killed ones by the client): the kernel's largest
+	// child peak covers a service killed between two samples.
+	res.ServiceRSSMaxMB = max(watch.peak(), childrenPeakRSS())
 	ids := make([]string, len(runs))
 	for i, r := range runs {
 		ids[i] = r.ID()
@@ -347,6 +380,92 @@ func reportProgress(w io.Writer, c *client.Client, total uint64, stop <-chan str
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// serviceWatch follows the service of a root through restarts: it reads the
+// pid in ROOT/service.lock and that process's peak memory every
+// serviceWatchEvery, until quit is closed.
+type serviceWatch struct {
+	root     string
+	progress io.Writer
+	quit     chan struct{}
+
+	mu     sync.Mutex // protects pid and peakMB
+	pid    int        // the service the lock file names, 0 before one does
+	peakMB float64    // the largest VmHWM read from any of them
+}
+
+// serviceWatchEvery is how often the watch looks. A service that lives less
+// than this may go unseen; its memory still counts through the kernel's
+// account of reaped children (childrenPeakRSS).
+const serviceWatchEvery = 50 * time.Millisecond
+
+func newServiceWatch(root string, progress io.Writer) *serviceWatch {
+	w := &serviceWatch{root: root, progress: progress, quit: make(chan struct{})}
+	w.sample()
+	return w
+}
+
+// run samples until quit is closed, then once more.
+func (w *serviceWatch) run() {
+	t := time.NewTicker(serviceWatchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.quit:
+			w.sample()
+			return
+		case <-t.C:
+			w.sample()
+		}
+	}
+}
+
+// sample notes a new service in the lock file and reads the current one's
+// peak memory. A killed service's lock file stays behind naming it until
+// the next service takes the lock, and a dead or reaped process has no
+// memory to read: both are skipped, not errors.
+func (w *serviceWatch) sample() {
+	info, err := client.ReadLock(w.root)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil && info.PID > 0 && info.PID != w.pid {
+		if w.pid != 0 {
+			fmt.Fprintf(w.progress, "bench: service pid %d is gone; pid %d took over\n", w.pid, info.PID)
+		}
+		w.pid = info.PID
+	}
+	if w.pid == 0 {
+		return
+	}
+	if mb, err := peakRSS(w.pid); err == nil {
+		w.peakMB = max(w.peakMB, mb)
+	}
+}
+
+// current returns the pid of the service the lock file names.
+func (w *serviceWatch) current() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pid
+}
+
+// peak returns the largest peak memory read from any service, MiB.
+func (w *serviceWatch) peak() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peakMB
+}
+
+// childrenPeakRSS returns the largest peak resident memory of this process's
+// reaped children in MiB (getrusage RUSAGE_CHILDREN; Linux counts kB), 0
+// when it cannot tell.
+func childrenPeakRSS() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
+}
+
 // peakRSS returns the peak resident memory of pid in MiB (VmHWM).
 func peakRSS(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -370,7 +489,9 @@ func peakRSS(pid int) (float64, error) {
 // child (the client started it): reap it, or it lingers as a zombie that
 // still answers signal 0.
 func stopService(pid int, timeout time.Duration) error {
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+	if err := syscall.Kill(pid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
+		return nil // killed, and reaped by the client
+	} else if err != nil {
 		return fmt.Errorf("stop service pid %d: %w", pid, err)
 	}
 	deadline := time.Now().Add(timeout)

@@ -31,6 +31,7 @@ type benchJSON struct {
 	AckP99Ms        float64  `json:"ack_p99_ms"`
 	AckMaxMs        float64  `json:"ack_max_ms"`
 	ServiceRSSMaxMB float64  `json:"service_rss_max_mb"`
+	ServiceRestarts uint64   `json:"service_restarts"`
 	Batches         uint64   `json:"batches"`
 	Verified        bool     `json:"verified"`
 	Problems        []string `json:"problems"`
@@ -97,7 +98,7 @@ func TestBenchVerifies(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("bench json: %v\n%s", err, out)
 	}
-	if !res.Verified || res.Acked != 6000 || res.Runs != 2 || res.Records != 3000 || len(res.Problems) != 0 {
+	if !res.Verified || res.Acked != 6000 || res.Runs != 2 || res.Records != 3000 || len(res.Problems) != 0 || res.ServiceRestarts != 0 {
 		t.Fatalf("bench result %+v", res)
 	}
 	if res.RecordsPerSec <= 0 || res.ServiceRSSMaxMB <= 0 || res.Batches == 0 {

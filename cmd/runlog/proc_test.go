@@ -58,10 +58,12 @@ func bin(t testing.TB) string {
 	return binPath
 }
 
-// proc is a runlog process started by a test. Its stderr is kept.
+// proc is a runlog process started by a test. Its stdout and stderr are
+// kept.
 type proc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
+	stdout *syncBuffer
 	stderr *syncBuffer
 	done   chan struct{}
 	err    error // Wait's result, set before done is closed
@@ -90,9 +92,9 @@ func (b *syncBuffer) String() string {
 // shows its stderr if the test failed.
 func start(t testing.TB, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin(t), args...)
-	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start runlog %s: %v", strings.Join(args, " "), err)
 	}
