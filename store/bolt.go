@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -91,6 +92,25 @@ type Bolt struct {
 
 	// cache is owned by the writer goroutine.
 	cache map[string]*runCache
+
+	stats struct{ commits, appends, records atomic.Uint64 }
+}
+
+// Stats counts the work of a store's writer since Open. Group commit shows
+// as more appends per commit than one: several Append calls, of one run or
+// of many, written in one transaction.
+type Stats struct {
+	Commits uint64 // transactions committed
+	Appends uint64 // Append calls they carried
+	Records uint64 // records in those calls, resends included
+}
+
+// Stats returns the writer's counters; a nil store has none.
+func (b *Bolt) Stats() Stats {
+	if b == nil {
+		return Stats{}
+	}
+	return Stats{Commits: b.stats.commits.Load(), Appends: b.stats.appends.Load(), Records: b.stats.records.Load()}
 }
 
 var _ Store = (*Bolt)(nil)
@@ -432,6 +452,13 @@ func (b *Bolt) commit(batch []*appendReq) {
 			b.notifyLocked()
 		}
 		b.mu.Unlock()
+		records := 0
+		for _, req := range batch {
+			records += len(req.recs)
+		}
+		b.stats.commits.Add(1)
+		b.stats.appends.Add(uint64(len(batch)))
+		b.stats.records.Add(uint64(records))
 	}
 	for i, req := range batch {
 		req.done <- results[i]

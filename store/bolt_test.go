@@ -234,6 +234,10 @@ func TestReopenResumesStateAndDigest(t *testing.T) {
 	sameRecords(t, stored(t, s, "r"), recs)
 }
 
+// TestConcurrentRunsShareCommits appends 16 runs at once, each from its own
+// goroutine with one Append in flight at a time, and checks that the writer
+// put several of them into one transaction: more Append calls than commits
+// can only come from calls of different runs sharing a commit.
 func TestConcurrentRunsShareCommits(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Open(t)
@@ -259,6 +263,15 @@ func TestConcurrentRunsShareCommits(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	calls := runs * ((len(recs) + 36) / 37)
+	st := s.Stats()
+	if st.Appends != uint64(calls) || st.Records != uint64(runs*len(recs)) {
+		t.Fatalf("stats %+v: want %d appends of %d records in all", st, calls, runs*len(recs))
+	}
+	if st.Commits == 0 || st.Appends <= st.Commits {
+		t.Fatalf("%d appends in %d commits: no commit carried more than one run's append", st.Appends, st.Commits)
+	}
+	t.Logf("%d appends in %d commits (%.1f per commit)", st.Appends, st.Commits, float64(st.Appends)/float64(st.Commits))
 	list, err := s.ListRuns(ctx, store.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
