@@ -22,8 +22,9 @@ func TestManyRunsConcurrently(t *testing.T) {
 		size    = 50
 		window  = 4
 	)
-	// Small commits and queues so that group commit, backpressure and
-	// several clients per commit all happen.
+	// Small commits and queues so that backpressure happens, and group
+	// commit of several of a run's batches in one transaction (one client
+	// per run: it is the batches in flight that share a commit).
 	srv := muxtest.Start(t, mux.Options{MaxCommitRecords: 120, MaxQueueRecords: 150})
 	paths := make([]string, runs)
 	errs := make(chan error, runs)
@@ -90,6 +91,19 @@ func TestManyRunsConcurrently(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	// Each run's writer wrote its batches and its exit (Init wrote the run
+	// info before the writer started). One batch per commit would make as
+	// many commits as batches; with four in flight per run, commits must
+	// have carried several.
+	st := srv.Stats()
+	if want := uint64(runs * (batches*size + 1)); st.Records != want {
+		t.Fatalf("stats %+v: %d records committed, want %d", st, st.Records, want)
+	}
+	if st.Batches != runs*(batches+1) || st.Batches <= st.Commits {
+		t.Fatalf("%d batches in %d commits (%d records): no commit carried more than one batch", st.Batches, st.Commits, st.Records)
+	}
+	t.Logf("%d records in %d batches in %d commits: %.1f records, %.2f batches per commit",
+		st.Records, st.Batches, st.Commits, float64(st.Records)/float64(st.Commits), float64(st.Batches)/float64(st.Commits))
 	for i, p := range paths {
 		l, err := wal.Open(p, wal.Options{ReadOnly: true})
 		if err != nil {

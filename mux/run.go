@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
@@ -429,6 +430,9 @@ func (r *run) commit(take []*batch) {
 	var err error
 	if len(encs) > 0 {
 		_, err = r.log.AppendEncoded(encs)
+		if err == nil {
+			r.svc.stats.add(len(take), len(encs))
+		}
 	}
 	clear(encs) // do not pin the requests' bytes until the next commit
 	r.encs = encs[:0]
@@ -627,4 +631,31 @@ func (s *Service) recover() error {
 		s.start(r)
 	}
 	return nil
+}
+
+// Stats counts the service's group commits since it started, over all runs.
+// Records per commit above one, and batches per commit above one, are the
+// batching that lets an fsynced commit carry many acks.
+type Stats struct {
+	Commits uint64 // transactions written to a run's log (each one fsync)
+	Batches uint64 // Publish batches (and the service's own records) they answered
+	Records uint64 // records they wrote (resends of durable records skipped)
+}
+
+// commitStats are the counters behind Stats.
+type commitStats struct{ commits, batches, records atomic.Uint64 }
+
+func (c *commitStats) add(batches, records int) {
+	c.commits.Add(1)
+	c.batches.Add(uint64(batches))
+	c.records.Add(uint64(records))
+}
+
+// Stats returns the service's commit counters; a nil service has none. It
+// is safe to call while the service runs.
+func (s *Service) Stats() Stats {
+	if s == nil {
+		return Stats{}
+	}
+	return Stats{Commits: s.stats.commits.Load(), Batches: s.stats.batches.Load(), Records: s.stats.records.Load()}
 }

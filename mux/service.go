@@ -142,6 +142,8 @@ type Service struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	stats commitStats // written by the runs' writers
 }
 
 // Open takes the root (creating it with mode 0700), locks it against a
