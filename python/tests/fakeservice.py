@@ -5,13 +5,18 @@ It keeps runs in memory and follows the contract of service.proto: Init with
 resume modes, Publish with in-band rejections and dedup by (client_id,
 client_seq), Finish, Teardown and the health check. Everything about real
 durability is tested against the real service binary instead.
+
+Besides the run's records (deduplicated, as the service keeps them) it keeps
+every record it received, duplicates included, so that a test can see what
+a client resent; and it can drop batches unanswered, like a service that
+died before it wrote and acknowledged them.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent import futures
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import grpc
 
@@ -35,6 +40,13 @@ class FakeService(service_pb2_grpc.RunlogServicer):
         self.batch_errors: List[int] = []  # codes for the next batches
         self.batches = 0
         self.teardowns: List[str] = []
+        # Every record received, duplicates included, in arrival order, with
+        # whether its batch went unanswered (hold_acks).
+        self.received: List[Tuple[record_pb2.Record, bool]] = []
+        # While hold_acks is set, batches are received (see received) but
+        # neither written nor answered; held is set once one was.
+        self.hold_acks = False
+        self.held = threading.Event()
         self._n = 0
 
     # --- RPCs ---
@@ -77,7 +89,9 @@ class FakeService(service_pb2_grpc.RunlogServicer):
 
     def Publish(self, requests, ctx):
         for req in requests:
-            yield self._batch(req)
+            resp = self._batch(req)
+            if resp is not None:
+                yield resp
 
     def _batch(self, req):
         with self.mu:
@@ -93,9 +107,15 @@ class FakeService(service_pb2_grpc.RunlogServicer):
                 resp.error.message = "injected"
                 resp.acked_client_seq = run.clients.get(req.client_id, 0)
                 return resp
+            if self.hold_acks:
+                for data in req.records:
+                    self.received.append((record_pb2.Record.FromString(data), True))
+                self.held.set()
+                return None
             high = run.clients.get(req.client_id, 0)
             for i, data in enumerate(req.records):
                 rec = record_pb2.Record.FromString(data)
+                self.received.append((rec, False))
                 if rec.client_seq <= high:
                     continue
                 assert rec.client_seq == high + 1, (rec.client_seq, high)

@@ -222,17 +222,24 @@ def test_init_refusals(fake, tmp_path):
 
 
 def test_reconnect_resends_unacked_exactly_once(fake, tmp_path):
+    from collections import Counter
+
     from fakeservice import FakeServer
 
     run = runlog.init(dir=str(tmp_path), capture_console=False,
                       options=opts(fake, reconnect_timeout=30))
     for i in range(2000):
         run.log({"i": i})
-    # Forget acks: the service "crashes" before answering, so the client
-    # must resend, and the service must drop what it already holds.
-    fake.stop()
+    run.flush()  # acknowledged: never to be sent again
+    # The next batches reach the service, which "crashes" before it writes
+    # or answers them: the client must resend those, once, and nothing it
+    # saw acknowledged.
+    fake.service.hold_acks = True
     for i in range(2000, 4000):
         run.log({"i": i})
+    assert fake.service.held.wait(30), "no batch reached the service"
+    fake.stop()
+    fake.service.hold_acks = False
     again = FakeServer(fake.address[len("unix://"):], service=fake.service)
     try:
         for i in range(4000, 5000):
@@ -240,6 +247,20 @@ def test_reconnect_resends_unacked_exactly_once(fake, tmp_path):
         run.finish()
         assert [values(r)["i"] for r in history(again, run.id)] == list(range(5000))
         assert run.stats()["reconnects"] >= 1
+        received = Counter()
+        unanswered = set()
+        for rec, held in again.service.received:
+            if rec.WhichOneof("payload") == "history":
+                i = values(rec.history)["i"]
+                received[i] += 1
+                if held:
+                    unanswered.add(i)
+        resent_acked = [i for i in range(2000) if received[i] != 1]
+        assert not resent_acked, f"acknowledged records sent again: {resent_acked[:10]}..."
+        assert unanswered, "no unanswered record: the test did not exercise a resend"
+        wrong = [(i, received[i]) for i in range(5000) if received[i] != (2 if i in unanswered else 1)]
+        assert not wrong, (f"(record, times received) not once, or twice when unanswered: "
+                           f"{wrong[:10]}...")
     finally:
         again.stop()
 
