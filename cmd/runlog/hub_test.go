@@ -10,32 +10,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/runlog/runlog/client"
-	"github.com/runlog/runlog/mux"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
 )
-
-func TestSyncModeKeyIsTheServices(t *testing.T) {
-	if sender.MetaSyncMode != mux.MetaSyncMode {
-		t.Fatalf("sender reads the sync mode under %q, the service writes %q", sender.MetaSyncMode, mux.MetaSyncMode)
-	}
-	if sender.CursorName("u") != mux.CursorUpstreamPrefix+"u" || sender.ErrorKey("u") != mux.MetaSyncErrorPrefix+"u" {
-		t.Fatal("sender and service disagree on cursor or error key names")
-	}
-}
 
 // connect attaches a client to the service on root.
 func connect(t *testing.T, root string) *client.Client {
@@ -176,24 +168,184 @@ func backlog(t *testing.T, root, id string, n int) {
 	c.Close()
 }
 
+// TestServiceKilledMidSync SIGKILLs the service while the hub holds part of
+// a run: a proxy between them passes the first 4 MiB of the sync and then
+// holds the rest, so the kill cannot come after the sync finished. The
+// service started again must bring the hub to exactly the run's records.
 func TestServiceKilledMidSync(t *testing.T) {
 	h := startHub(t)
 	hc := h.client(t)
 	h.stop()
+	p := startHoldingProxy(t, h.addr, 4<<20)
 	root := t.TempDir()
-	svc := startService(t, root, "--upstream", h.URL)
+	svc := startService(t, root, "--upstream", p.URL)
 	const rows = 300_000
 	backlog(t, root, "big", rows)
 
 	h.restart(t)
-	// SIGKILL the service while the hub holds part of the run.
-	at := waitHub(t, hc, "big", "some records", func(r *runlogv1.GetRunResponse) bool { return r.GetRun().GetHighWater() > 0 })
+	waitHub(t, hc, "big", "some records", func(r *runlogv1.GetRunResponse) bool { return r.GetRun().GetHighWater() > 0 })
 	svc.kill()
-	if hw := at.GetRun().GetHighWater(); hw >= rows {
-		t.Logf("the sync was already done when the service was killed (high water %d)", hw)
+	// Nothing reaches the hub while the proxy holds: what it holds now is
+	// what it held at the kill, and the killed service's cursor is where
+	// the service knew the sync to be.
+	hw := hubRun(t, hc, "big").GetRun().GetHighWater()
+	l, err := wal.Open(runPath(root, "big"), wal.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	last := l.LastSeq()
+	cursor, _ := l.Cursor(sender.CursorName(p.URL))
+	l.Close()
+	if hw >= last || cursor >= last {
+		t.Fatalf("the kill came after the sync: the hub held %d records, the service's cursor was at %d, of %d", hw, cursor, last)
+	}
+	t.Logf("killed with the hub holding %d of %d records, the service's cursor at %d", hw, last, cursor)
+
+	p.open()
 	svc.launch(t)
 	checkSyncedFinished(t, hc, root, "big")
+}
+
+// holdingProxy forwards TCP connections from loopback to a hub, letting at
+// most a budget of bytes through towards the hub, then holding every
+// connection open without passing more: a hub that stops hearing its
+// sender mid-stream. open lifts the hold: it drops the held connections
+// and lets new ones through unlimited.
+type holdingProxy struct {
+	URL string
+	hub string
+	lis net.Listener
+	wg  sync.WaitGroup // the goroutines of each connection
+
+	mu     sync.Mutex // protects budget, conns and closed
+	budget int        // bytes still to pass towards the hub; -1 is no limit
+	conns  map[*proxyConn]struct{}
+	closed bool
+}
+
+type proxyConn struct {
+	client, hub net.Conn
+	gone        chan struct{} // closed by close
+	once        sync.Once
+}
+
+func (c *proxyConn) close() {
+	c.once.Do(func() {
+		close(c.gone)
+		c.client.Close()
+		c.hub.Close()
+	})
+}
+
+func startHoldingProxy(t *testing.T, hub string, budget int) *holdingProxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdingProxy{URL: "grpc://" + lis.Addr().String(), hub: hub, lis: lis, budget: budget, conns: map[*proxyConn]struct{}{}}
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			p.serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		<-accepting
+		p.mu.Lock()
+		p.closed = true
+		conns := p.conns
+		p.conns = nil
+		p.mu.Unlock()
+		for c := range conns {
+			c.close()
+		}
+		p.wg.Wait()
+	})
+	return p
+}
+
+// serve connects client to the hub; a hub that is down closes client.
+func (p *holdingProxy) serve(client net.Conn) {
+	hub, err := net.Dial("tcp", p.hub)
+	if err != nil {
+		client.Close()
+		return
+	}
+	c := &proxyConn{client: client, hub: hub, gone: make(chan struct{})}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.close()
+		return
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		io.Copy(client, hub)
+		c.close()
+	}()
+	go func() {
+		defer p.wg.Done()
+		defer c.close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := client.Read(buf)
+			for b := buf[:n]; len(b) > 0; {
+				k := p.allow(c, len(b))
+				if k == 0 {
+					return
+				}
+				if _, err := hub.Write(b[:k]); err != nil {
+					return
+				}
+				b = b[k:]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// allow returns how many of want bytes may pass now, waiting while the
+// budget is spent; 0 once c is closed.
+func (p *holdingProxy) allow(c *proxyConn, want int) int {
+	p.mu.Lock()
+	switch {
+	case p.budget < 0:
+		p.mu.Unlock()
+		return want
+	case p.budget > 0:
+		k := min(want, p.budget)
+		p.budget -= k
+		p.mu.Unlock()
+		return k
+	}
+	p.mu.Unlock()
+	<-c.gone // only open and cleanup end a hold, by closing c
+	return 0
+}
+
+// open lifts the hold: held connections are dropped (what they held is
+// lost, as in a network partition), new ones pass without limit.
+func (p *holdingProxy) open() {
+	p.mu.Lock()
+	p.budget = -1
+	conns := p.conns
+	p.conns = map[*proxyConn]struct{}{}
+	p.mu.Unlock()
+	for c := range conns {
+		c.close()
+	}
 }
 
 func TestHubKilledWhileServiceSyncs(t *testing.T) {
@@ -239,6 +391,11 @@ func countingListener(t *testing.T) (url string, accepted *atomic.Int64) {
 	return "grpc://" + lis.Addr().String(), accepted
 }
 
+// TestOfflineNeverConnects also checks that the service and the sender agree
+// on where a run's sync mode is kept: the service writes an offline run's
+// mode into its log and the sender's follower reads it there (Wants) to
+// leave the run alone. Were the keys different, the offline run would be
+// followed and this test would see it connect.
 func TestOfflineNeverConnects(t *testing.T) {
 	url, accepted := countingListener(t)
 
@@ -295,7 +452,7 @@ func TestWrongTokenStopsServiceSender(t *testing.T) {
 	os.WriteFile(wrong, []byte("wrong"), 0o600)
 	h := startHub(t, "--token-file", tok)
 	root := t.TempDir()
-	startService(t, root, "--upstream", h.URL, "--upstream-token-file", wrong)
+	svc := startService(t, root, "--upstream", h.URL, "--upstream-token-file", wrong)
 	c := connect(t, root)
 	run, err := c.Init(context.Background(), client.RunOptions{ID: "r"})
 	if err != nil {
@@ -313,10 +470,15 @@ func TestWrongTokenStopsServiceSender(t *testing.T) {
 	if !strings.Contains(msg, "Unauthenticated") {
 		t.Fatalf("sync error %q does not say the token was refused", msg)
 	}
-	// No retry storm: nothing retries a refusal, so the count stays put.
-	// Absence has no event to wait for; watch for a while.
+	// No retry storm: nothing retries a refusal. The run's sender stops
+	// for good (the service says so) and nothing starts another, however
+	// many records come; once the hub has exited, its log is complete and
+	// holds the one refusal.
 	logRows(t, run, 100, 100)
-	time.Sleep(time.Second)
+	waitFor(t, svc.proc, "the service's sender of run r to stop", func() bool {
+		return strings.Contains(svc.stderr.String(), `msg="follower stopped" run=r `)
+	})
+	h.stop()
 	if n := strings.Count(h.stderr.String(), "call refused"); n != 1 {
 		t.Fatalf("hub refused %d calls, want 1\n%s", n, h.stderr.String())
 	}
