@@ -71,10 +71,12 @@
 // When the stream breaks the client reaches a service again the way Connect
 // does (starting one unless Options.NoStart; a start that finds the root
 // locked by a live service waits for it, one locked by a service still
-// exiting is tried again), with backoff, for at most
-// Options.ReconnectTimeout; after that every call fails with ErrGaveUp. On
-// the new stream it re-attaches every open run with Init(resume=must, the
-// same client id), drops what the service reports as acknowledged
+// exiting is tried again, one that exits before it answers is replaced at
+// once), with backoff, for at most Options.ReconnectTimeout; after that
+// every call fails with ErrGaveUp. Stats.Started counts the service
+// processes the client started, so a restart shows there. On the new
+// stream it re-attaches every open run with Init(resume=must, the same
+// client id), drops what the service reports as acknowledged
 // (acked_client_seq) and resends the rest; the service drops duplicates.
 // Publishing calls keep working meanwhile and block only if the window fills.
 // Init, Finish and the other unary calls wait for the new stream and are

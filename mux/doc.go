@@ -30,7 +30,8 @@
 //     MaxCommitBytes bytes, and never past an exit record), writes it with
 //     one wal.AppendEncoded, then answers each batch. The writer is the only
 //     appender of an open run, so checks that depend on the run's state
-//     (resends, the step floor) are made there, in log order.
+//     (resends, the step floor) are made there, in log order. Service.Stats
+//     counts the commits and the batches and records they carried.
 //   - Records are forwarded as they arrived. A record is checked on the wire
 //     (record.go) at least as strictly as the protobuf decoder would, the
 //     header fields (seq, id, time, client_id, client_seq, synthesized) are

@@ -14,8 +14,8 @@
 //     where the step sequence is irregular, capped at maxSegments; see
 //     Caveats.
 //   - A history row at step s written at seq q is live iff no rewind with a
-//     seq after q has a step <= s. History, Sample and State.HistoryRows all
-//     apply this rule.
+//     seq after q has a step <= s. History, SampleHistory, CountHistory and
+//     State.HistoryRows all apply this rule.
 //   - Folding encoded records (State.ApplyEncoded, DecodeEvent with
 //     State.ApplyEvent, Fold) gives exactly the state Apply gives their
 //     decoding, and fails exactly when proto.Unmarshal fails. History rows
@@ -24,8 +24,9 @@
 //     the step of a rewind that came after it, and -1 for a run without
 //     history: the same value as wal.Log.LastStep, the lowest step the next
 //     row may use.
-//   - The readers (History, Sample, Records, Fold) take a Source and read it
-//     in the source's own short transactions; they hold at most a bounded
+//   - The readers (History, SampleHistory, CountHistory, Records,
+//     EncodedRecords, Fold, Overview) take a Source and read it in the
+//     source's own short transactions; they hold at most a bounded
 //     amount of it in memory. History first finds the end of the log and the
 //     rewinds, then streams rows up to that end, so a log that grows while it
 //     is read gives a consistent prefix.

@@ -1,9 +1,10 @@
 // Package store is where synced runs land on the hub: an idempotent append by
 // (run id, seq), the run index, and queries over what it holds.
 //
-// Store is the interface the hub serves from; Bolt implements it on one
-// embedded bbolt file. A PostgreSQL backend implements the same interface:
-// nothing outside this package depends on bbolt.
+// Store is the interface the hub serves from; Bolt, the only implementation
+// so far, keeps it on one embedded bbolt file. Nothing outside this package
+// depends on bbolt, so another backend (PostgreSQL, for several hubs over one
+// database, is planned but not written) can implement the same interface.
 //
 // # Invariants
 //
@@ -35,8 +36,10 @@
 // fsync instead of paying one each) without per-run files' costs: one file
 // handle, one memory map and one lock however many runs the hub holds, a run
 // index that is updated atomically with the records, and ListRuns in a
-// single read transaction. A hub that outgrows one file moves to the
-// PostgreSQL backend rather than to sharded files.
+// single read transaction. A hub that outgrows one file is meant to move to a
+// database backend rather than to sharded files. Bolt.Stats counts the
+// commits and the Append calls and records they carried, so the sharing shows
+// as more than one append per commit.
 //
 // # On-disk layout
 //

@@ -28,7 +28,8 @@
 //	clients  key: client id; value: highest client_seq, 8-byte big-endian
 //	meta     key: name; value: bytes. "format" is "1"; "last_step" is the
 //	         run's step floor as 8-byte big-endian int64 (absent: no history).
-//	         The service adds "sync_mode" and "sync_error:<url>" (names.go).
+//	         The service adds "sync_mode", senders "sync_error:<url>" beside
+//	         their cursors "upstream:<url>" (names.go).
 //
 // The records bucket uses FillPercent 1.0: keys only ever grow, so full pages
 // halve the file and double the scan rate.
