@@ -262,6 +262,8 @@ func statusOf(err error) *status.Status {
 		return status.New(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrClosed):
 		return status.New(codes.Unavailable, "the hub is shutting down")
+	case errors.Is(err, store.ErrUnavailable):
+		return status.New(codes.Unavailable, "the hub's database is unavailable: "+err.Error())
 	case errors.Is(err, syscall.ENOSPC):
 		return status.New(codes.ResourceExhausted, "the hub's disk is full: "+err.Error())
 	case errors.Is(err, context.Canceled):

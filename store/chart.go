@@ -246,13 +246,12 @@ func (b *Bolt) Chart(ctx context.Context, runID string, q rollup.Query) (*rollup
 	if !stale {
 		return res, nil
 	}
-	return b.chartFromRecords(ctx, runID, q)
+	return chartFromSource(&source{b: b, ctx: ctx, runID: runID}, runID, q)
 }
 
-// chartFromRecords folds the run's live history into tiers in memory and
+// chartFromSource folds the run's live history into tiers in memory and
 // answers q from them.
-func (b *Bolt) chartFromRecords(ctx context.Context, runID string, q rollup.Query) (*rollup.Result, error) {
-	src := &source{b: b, ctx: ctx, runID: runID}
+func chartFromSource(src replay.Source, runID string, q rollup.Query) (*rollup.Result, error) {
 	m := rollup.NewMem()
 	err := replay.History(src, replay.HistoryOptions{}, func(r replay.Row) error {
 		m.Add(r.Seq, 0, r.Step, numericValues(r.Items, nil))

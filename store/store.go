@@ -81,6 +81,10 @@ var (
 	ErrBadRecord = errors.New("store: bad record")
 	// ErrMismatch matches every *MismatchError.
 	ErrMismatch = errors.New("store: different record at a stored seq")
+	// ErrUnavailable wraps a failure to reach the database (it restarts,
+	// or the network fails): nothing of the call is known to be stored,
+	// and the same call may succeed later.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // GapError is returned by Append when a record would leave a gap after the

@@ -23,18 +23,25 @@ import (
 func cmdHub(args []string) int {
 	fs := flag.NewFlagSet("runlog hub", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: runlog hub --listen HOST:PORT --store DIR [flags]
+		fmt.Fprintf(fs.Output(), `Usage: runlog hub --listen HOST:PORT --store DIR|postgres://... [flags]
 
 Runs the hub that services and "runlog sync" push runs into. Every record it
 acknowledges is fsynced in the store; a resend is recognised by (run, seq) and
 stored once. SIGTERM or SIGINT stops it cleanly.
+
+--store DIR keeps runs in one embedded file (one hub per directory).
+--store postgres://USER@HOST:PORT/DB?sslmode=... keeps them in PostgreSQL:
+any number of hubs may share the database. The schema is migrated at start;
+--migrate-only migrates and exits.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on, HOST:PORT (port 0 picks a free one; see --port-file)")
-	dir := fs.String("store", "", "directory of the hub's store (created if missing)")
+	dir := fs.String("store", "", "directory of the hub's store (created if missing), or a PostgreSQL connection string postgres://...")
+	migrateOnly := fs.Bool("migrate-only", false, "with a postgres:// store: apply the schema's migrations and exit")
+	maxConns := fs.Int("db-conns", 0, "with a postgres:// store: most connections to the database (0: 8)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token every RPC must carry")
 	cert := fs.String("tls-cert", "", "PEM certificate: serve TLS (clients use grpcs://)")
 	key := fs.String("tls-key", "", "PEM private key of --tls-cert")
@@ -57,9 +64,22 @@ Flags:
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *migrateOnly {
+		if !isPostgresURL(*dir) {
+			fmt.Fprintln(os.Stderr, "runlog hub: --migrate-only needs --store postgres://...")
+			return 2
+		}
+		found, err := store.MigratePostgres(context.Background(), *dir)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "runlog hub: %v\n", err)
+			return 1
+		}
+		fmt.Printf("schema at version %d (was %d)\n", store.SchemaVersion(), found)
+		return 0
+	}
 	if err := runHub(log, hubConfig{
 		listen: *listen, dir: *dir, tokenFile: *tokenFile, cert: *cert, key: *key,
-		portFile: *portFile, grace: *grace, http: *httpAddr,
+		portFile: *portFile, grace: *grace, http: *httpAddr, dbConns: *maxConns,
 	}); err != nil {
 		fmt.Fprintf(os.Stderr, "runlog hub: %v\n", err)
 		return 1
@@ -70,6 +90,33 @@ Flags:
 type hubConfig struct {
 	listen, dir, tokenFile, cert, key, portFile, http string
 	grace                                             time.Duration
+	dbConns                                           int
+}
+
+// hubStore is what the hub and its web UI need of a store.
+type hubStore interface {
+	web.Store
+	Path() string
+}
+
+// isPostgresURL reports whether --store names a PostgreSQL database rather
+// than a directory.
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+func openHubStore(ctx context.Context, log *slog.Logger, c hubConfig) (hubStore, error) {
+	if isPostgresURL(c.dir) {
+		return store.OpenPostgres(ctx, c.dir, store.PostgresOptions{Logger: log, MaxConns: int32(c.dbConns)})
+	}
+	st, err := store.Open(c.dir, store.Options{Logger: log})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("%w: is another hub running on --store %s?", err, c.dir)
+		}
+		return nil, err
+	}
+	return st, nil
 }
 
 func runHub(log *slog.Logger, c hubConfig) error {
@@ -84,11 +131,8 @@ func runHub(log *slog.Logger, c hubConfig) error {
 			return err
 		}
 	}
-	st, err := store.Open(c.dir, store.Options{Logger: log})
+	st, err := openHubStore(ctx, log, c)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%w: is another hub running on --store %s?", err, c.dir)
-		}
 		return err
 	}
 	defer st.Close()
