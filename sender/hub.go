@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
@@ -33,7 +35,10 @@ var (
 
 // ParseURL checks an upstream URL and returns its canonical form (the name
 // cursors and errors are kept under), the gRPC target and whether it uses
-// TLS. grpc://HOST:PORT is plaintext, grpcs://HOST:PORT is TLS.
+// TLS. grpc://HOST:PORT is plaintext, grpcs://HOST:PORT is TLS. Several
+// hubs in front of one database are one upstream,
+// grpc://HOST:PORT,HOST:PORT,...: the target is the same comma-separated
+// list, which DialHub tries in order.
 func ParseURL(raw string) (canonical, target string, secure bool, err error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -47,12 +52,33 @@ func ParseURL(raw string) (canonical, target string, secure bool, err error) {
 		return "", "", false, fmt.Errorf("%w %q: scheme %q, want grpc://HOST:PORT or grpcs://HOST:PORT", ErrBadURL, raw, scheme)
 	}
 	rest = strings.TrimSuffix(rest, "/")
-	host, port, err := net.SplitHostPort(rest)
-	if err != nil || host == "" || port == "" || strings.ContainsAny(rest, "/?#@") {
-		return "", "", false, fmt.Errorf("%w %q: want %s://HOST:PORT", ErrBadURL, raw, strings.ToLower(scheme))
+	var addrs []string
+	for _, a := range strings.Split(rest, ",") {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" || strings.ContainsAny(a, "/?#@") {
+			return "", "", false, fmt.Errorf("%w %q: want %s://HOST:PORT (or HOST:PORT,HOST:PORT,... for several hubs)", ErrBadURL, raw, strings.ToLower(scheme))
+		}
+		addrs = append(addrs, net.JoinHostPort(host, port))
 	}
-	target = net.JoinHostPort(host, port)
+	target = strings.Join(addrs, ",")
 	return strings.ToLower(scheme) + "://" + target, target, secure, nil
+}
+
+// hubsResolver gives the connection every address of a multi-hub URL. With
+// gRPC's pick_first policy the connection uses the first hub that answers
+// and, when that hub goes away, tries them in order again: the sender's
+// next session opens on another hub and resumes from the mark it reports.
+// A single HOST:PORT goes through gRPC's DNS resolver, which does the same
+// with the addresses of a name.
+func hubsResolver(target string) (grpc.DialOption, string) {
+	r := manual.NewBuilderWithScheme("runlog-hubs")
+	var st resolver.State
+	for _, a := range strings.Split(target, ",") {
+		host, _, _ := net.SplitHostPort(a)
+		st.Addresses = append(st.Addresses, resolver.Address{Addr: a, ServerName: host})
+	}
+	r.InitialState(st)
+	return grpc.WithResolvers(r), r.Scheme() + ":///hubs"
 }
 
 // HubOptions configure DialHub. The zero value is a working default.
@@ -122,7 +148,13 @@ func DialHub(url string, opts HubOptions) (*Hub, error) {
 	ex := explainer{target: target, secure: secure}
 	dopts = append(dopts, grpc.WithChainUnaryInterceptor(ex.unary), grpc.WithChainStreamInterceptor(ex.stream))
 	dopts = append(dopts, opts.DialOptions...)
-	conn, err := grpc.NewClient(target, dopts...)
+	dial := target
+	if strings.Contains(target, ",") {
+		var ropt grpc.DialOption
+		ropt, dial = hubsResolver(target)
+		dopts = append(dopts, ropt)
+	}
+	conn, err := grpc.NewClient(dial, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial hub %s: %w", canonical, err)
 	}
