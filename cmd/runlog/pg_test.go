@@ -57,13 +57,12 @@ func logUntil(r *client.Run, stop <-chan struct{}) error {
 	}
 }
 
-// hubMark is the database's mark of a run, asked through hub c.
+// hubMark is the database's mark of a run, asked through hub c until it
+// answers.
 func hubMark(t *testing.T, c runlogv1.HubClient, id string) uint64 {
 	t.Helper()
-	if r := hubRun(t, c, id); r != nil {
-		return r.GetRun().GetHighWater()
-	}
-	return 0
+	r := waitHub(t, c, id, "an answer", func(*runlogv1.GetRunResponse) bool { return true })
+	return r.GetRun().GetHighWater()
 }
 
 // countFromEnv returns n, or soak under RUNLOG_SOAK, or the number in env.
