@@ -33,6 +33,7 @@ test: test-go test-python
 
 test-go: build
 	bash scripts/chromium.sh
+	bash scripts/postgres.sh
 	$(GO) vet ./...
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 10m $(RACE_PKGS)
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub|web)(/|$$)')
@@ -52,13 +53,14 @@ bench: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./replay/
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./sender/
+	$(GO) test -run '^$$' -bench Postgres -benchtime 1x ./store/
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench 'SyncOffline|SyncHeld|BacklogRSS' -benchtime 1x ./cmd/runlog/
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./cmd/runlog/
 	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
 	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10
 
 soak: build
-	RUNLOG_BIN=$(CURDIR)/$(BIN) RUNLOG_SOAK=1 $(GO) test -timeout 60m -run Soak -v ./cmd/runlog/
+	RUNLOG_BIN=$(CURDIR)/$(BIN) RUNLOG_SOAK=1 $(GO) test -timeout 60m -run 'Soak|HubsOnPostgres' -v ./cmd/runlog/
 	$(GO) test -run '^$$' -fuzz '^FuzzWALFile$$' -fuzztime 10m ./wal/
 
 proto:

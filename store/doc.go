@@ -1,10 +1,10 @@
 // Package store is where synced runs land on the hub: an idempotent append by
 // (run id, seq), the run index, and queries over what it holds.
 //
-// Store is the interface the hub serves from; Bolt, the only implementation
-// so far, keeps it on one embedded bbolt file. Nothing outside this package
-// depends on bbolt, so another backend (PostgreSQL, for several hubs over one
-// database, is planned but not written) can implement the same interface.
+// Store is the interface the hub serves from; Bolt implements it on one
+// embedded bbolt file, Postgres on a PostgreSQL database that any number of
+// hubs share. Nothing outside this package depends on either; the
+// conformance suite in storetest runs against both.
 //
 // # Invariants
 //
@@ -60,6 +60,31 @@
 // The digest is SHA-256 over the records in sequence order, each preceded by
 // its length as a 4-byte big-endian number (see Digest). A sender computes the
 // same over its log to check that the hub holds exactly what it wrote.
+//
+// # PostgreSQL
+//
+// The schema is versioned SQL in migrations/, embedded in the binary and
+// applied by OpenPostgres under a session advisory lock (table
+// runlog_schema records the versions applied):
+//
+//	runs     one row per run: run_id (unique), high_water, and the derived
+//	         state the bbolt store keeps in its run bucket (state, digest,
+//	         rollup, entry), written with the records they cover
+//	records  (run, seq) primary key; data, the record's bytes as the log
+//	         stored them; step, set only on live history rows, with a
+//	         partial index (run, step, seq) for history queries
+//	output   (run, seq) of console output records
+//	tiers    (run, level, idx) the completed blocks of the history tiers
+//
+// Append is one transaction: it locks the run's row (SELECT ... FOR UPDATE;
+// a new run's row is inserted first), so appends of one run from any hub
+// take turns and each sees the mark the previous one committed. It compares
+// resent records with the stored ones, COPYs the new records, sends the
+// rest in one pipelined batch and returns after the commit. A process keeps
+// runs' folded state between appends and trusts it only while its mark
+// equals the row's. Connection failures and database restarts are reported
+// wrapping ErrUnavailable. Records carry no checksum of ours: PostgreSQL's
+// page checksums (initdb --data-checksums) cover them.
 //
 // # Caveats
 //

@@ -300,9 +300,8 @@ func (p *Postgres) putCache(runID string, rc *runCache) {
 type pgBatch struct {
 	seqs    []int64
 	data    [][]byte
-	hseqs   []int64 // history rows
-	hsteps  []int64
-	oseqs   []int64 // output records
+	steps   []*int64 // a live history row's step, nil for other records
+	oseqs   []int64  // output records
 	rewind  bool    // a rewind dropped stored rows at or after rewindStep
 	rewStep int64
 	blocks  []*rollupBlock
@@ -522,24 +521,26 @@ func (p *Postgres) applyPG(rc *runCache, runID string, records [][]byte, seqs []
 					return fmt.Errorf("run %s seq %d: tiers: %w", runID, seq, err)
 				}
 			}
-			b.hseqs = append(b.hseqs, int64(seq))
-			b.hsteps = append(b.hsteps, row.step)
+			b.seqs = append(b.seqs, int64(seq))
+			b.data = append(b.data, data)
+			b.steps = append(b.steps, &row.step)
+			rc.digest.Add(data)
+			rc.state.ApplyEvent(&ev)
+			rc.hw = seq
+			continue
 		case replay.KindRewind:
 			var r runlogv1.Record
 			if err := proto.Unmarshal(data, &r); err != nil {
 				return &RecordError{RunID: runID, Seq: seq, Index: i, Err: fmt.Errorf("does not decode: %w", err)}
 			}
 			step := r.GetRewind().GetStep()
-			// Rows of this batch before the rewind go here; rows already
-			// stored go with one DELETE at the lowest rewind step.
-			keep := 0
-			for j := range b.hseqs {
-				if b.hsteps[j] < step {
-					b.hseqs[keep], b.hsteps[keep] = b.hseqs[j], b.hsteps[j]
-					keep++
+			// Rows of this batch before the rewind are dropped here; rows
+			// already stored with one UPDATE at the lowest rewind step.
+			for j, st := range b.steps {
+				if st != nil && *st >= step {
+					b.steps[j] = nil
 				}
 			}
-			b.hseqs, b.hsteps = b.hseqs[:keep], b.hsteps[:keep]
 			if !b.rewind || step < b.rewStep {
 				b.rewind, b.rewStep = true, step
 			}
@@ -549,6 +550,7 @@ func (p *Postgres) applyPG(rc *runCache, runID string, records [][]byte, seqs []
 		}
 		b.seqs = append(b.seqs, int64(seq))
 		b.data = append(b.data, data)
+		b.steps = append(b.steps, nil)
 		rc.digest.Add(data)
 		rc.state.ApplyEvent(&ev)
 		rc.hw = seq
@@ -580,13 +582,6 @@ func (p *Postgres) writePG(ctx context.Context, tx pgx.Tx, id int64, runID strin
 	}
 
 	var batch pgx.Batch
-	if b.rewind {
-		batch.Queue("DELETE FROM history WHERE run = $1 AND step >= $2", id, b.rewStep)
-	}
-	batch.Queue("INSERT INTO records (run, seq, data) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[])", id, b.seqs, b.data)
-	if len(b.hseqs) > 0 {
-		batch.Queue("INSERT INTO history (run, seq, step) SELECT $1, * FROM unnest($2::bigint[], $3::bigint[])", id, b.hseqs, b.hsteps)
-	}
 	if len(b.oseqs) > 0 {
 		batch.Queue("INSERT INTO output (run, seq) SELECT $1, unnest($2::bigint[])", id, b.oseqs)
 	}
@@ -600,6 +595,23 @@ func (p *Postgres) writePG(ctx context.Context, tx pgx.Tx, id int64, runID strin
 	batch.Queue(`UPDATE runs SET high_water = $2, project = $3, entry = $4, state = $5, digest = $6, rollup = $7, updated_at = $8
 		WHERE id = $1`, id, int64(rc.hw), e.GetProject(), entry, snap, dg, roll, now)
 	batch.Queue("SELECT pg_notify($1, $2)", notifyChannel, runID)
+	if b.rewind {
+		// Before the rows of this batch go in: the rewind clears only
+		// rows stored before it.
+		if _, err := tx.Exec(ctx, "UPDATE records SET step = NULL WHERE run = $1 AND step >= $2", id, b.rewStep); err != nil {
+			return fmt.Errorf("rewind run %s: %w", runID, err)
+		}
+	}
+	// COPY: the records in PostgreSQL's binary format, one round trip.
+	row := make([]any, 4)
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"run", "seq", "data", "step"},
+		pgx.CopyFromSlice(len(b.seqs), func(i int) ([]any, error) {
+			row[0], row[1], row[2], row[3] = id, b.seqs[i], b.data[i], b.steps[i]
+			return row, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("store run %s records %d..%d: %w", runID, b.seqs[0], b.seqs[len(b.seqs)-1], err)
+	}
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return fmt.Errorf("store run %s records %d..%d: %w", runID, b.seqs[0], b.seqs[len(b.seqs)-1], err)
 	}
@@ -776,9 +788,9 @@ func classifyRead(runID string, err error) error {
 
 // historySQL selects live history rows with their records, in seq order,
 // within a step range ($5, $6).
-const historySQL = `SELECT h.seq, r.data FROM history h JOIN records r ON r.run = h.run AND r.seq = h.seq
-	WHERE h.run = $1 AND h.seq >= $2 AND h.seq <= $3 AND h.step >= $5 AND h.step <= $6
-	ORDER BY h.seq LIMIT $4`
+const historySQL = `SELECT seq, data FROM records
+	WHERE run = $1 AND seq >= $2 AND seq <= $3 AND step >= $5 AND step <= $6
+	ORDER BY seq LIMIT $4`
 
 // historySource returns a source of the run's live history rows whose steps
 // are within [lo, hi], bounded to the seqs that hold such rows (found on
@@ -786,7 +798,7 @@ const historySQL = `SELECT h.seq, r.data FROM history h JOIN records r ON r.run 
 // run.
 func (p *Postgres) historySource(ctx context.Context, runID string, id int64, hw uint64, lo, hi int64) (*pgSource, bool, error) {
 	var first, last *int64
-	err := p.pool.QueryRow(ctx, "SELECT min(seq), max(seq) FROM history WHERE run = $1 AND step >= $2 AND step <= $3", id, lo, hi).Scan(&first, &last)
+	err := p.pool.QueryRow(ctx, "SELECT min(seq), max(seq) FROM records WHERE run = $1 AND step >= $2 AND step <= $3", id, lo, hi).Scan(&first, &last)
 	if err != nil {
 		return nil, false, fmt.Errorf("history of run %s: %w", runID, classify(err))
 	}
@@ -797,8 +809,8 @@ func (p *Postgres) historySource(ctx context.Context, runID string, id int64, hw
 	return src, true, nil
 }
 
-// History implements Store: the rows come from the history table's step
-// index, never from a scan of the run's other records.
+// History implements Store: the rows come from the live history rows'
+// step index, never from a scan of the run's other records.
 func (p *Postgres) History(ctx context.Context, runID string, q HistoryQuery, fn func(*runlogv1.HistorySample) error) error {
 	if err := p.enter(); err != nil {
 		return err
@@ -969,8 +981,8 @@ func (r *pgTiers) Blocks(level int, first uint64, fn func(*rollup.Block) bool) e
 }
 
 func (r *pgTiers) Rows(from, to uint64, fn func(seq uint64, t int64, step int64, vals []rollup.Value) bool) error {
-	rows, err := r.tx.Query(r.ctx, `SELECT h.seq, r.data FROM history h JOIN records r ON r.run = h.run AND r.seq = h.seq
-		WHERE h.run = $1 AND h.seq >= $2 AND h.seq <= $3 ORDER BY h.seq`, r.id, int64(from), int64(to))
+	rows, err := r.tx.Query(r.ctx, `SELECT seq, data FROM records
+		WHERE run = $1 AND seq >= $2 AND seq <= $3 AND step IS NOT NULL ORDER BY seq`, r.id, int64(from), int64(to))
 	if err != nil {
 		return err
 	}

@@ -17,22 +17,17 @@ CREATE TABLE runs (
 CREATE INDEX runs_project ON runs (project, run_id) WHERE high_water > 0;
 
 -- Every record exactly as the run's log stored it; the primary key is the
--- dedup key (run, seq).
+-- dedup key (run, seq). step is set for a live history row only: a rewind
+-- clears it on the rows it drops. History queries go through the partial
+-- index, never through the run's other records.
 CREATE TABLE records (
     run  bigint NOT NULL,
     seq  bigint NOT NULL,
     data bytea  NOT NULL,
+    step bigint,
     PRIMARY KEY (run, seq)
 );
-
--- The live history rows: a rewind deletes the rows it drops.
-CREATE TABLE history (
-    run  bigint NOT NULL,
-    seq  bigint NOT NULL,
-    step bigint NOT NULL,
-    PRIMARY KEY (run, seq)
-);
-CREATE INDEX history_step ON history (run, step, seq);
+CREATE INDEX records_history ON records (run, step, seq) WHERE step IS NOT NULL;
 
 -- Console output records, for reading a run's output without its metrics.
 CREATE TABLE output (
