@@ -302,7 +302,7 @@ type pgBatch struct {
 	data    [][]byte
 	steps   []*int64 // a live history row's step, nil for other records
 	oseqs   []int64  // output records
-	rewind  bool    // a rewind dropped stored rows at or after rewindStep
+	rewind  bool     // a rewind dropped stored rows at or after rewindStep
 	rewStep int64
 	blocks  []*rollupBlock
 }
