@@ -953,7 +953,9 @@ func (r *pgTiers) Blocks(level int, first uint64, fn func(*rollup.Block) bool) e
 		idx  int64
 		data []byte
 	)
-	const page = 256
+	// Pages of blocks, so that a chart over a long run is a few round
+	// trips, not one per block.
+	const page = 2048
 	for {
 		rows, err := r.tx.Query(r.ctx, "SELECT idx, block FROM tiers WHERE run = $1 AND level = $2 AND idx >= $3 ORDER BY idx LIMIT $4",
 			r.id, int16(level), int64(first), page)
