@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 )
 
 // Client is a connection to the runlog service and the owner of the runs it
@@ -97,16 +97,9 @@ type Stats struct {
 // opts.NoStart), and returns a client attached to it.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
-	root := opts.Root
-	if root == "" {
-		var err error
-		if root, err = DefaultRoot(); err != nil {
-			return nil, err
-		}
-	}
-	root, err := absPath(root)
+	dir, err := root.Resolve(opts.Root)
 	if err != nil {
-		return nil, fmt.Errorf("connect: root %s: %w", opts.Root, err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if opts.Address == "" {
 		opts.Address = os.Getenv("RUNLOG_SERVICE")
@@ -118,7 +111,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	c := &Client{
 		opts:    opts,
 		log:     opts.Logger,
-		root:    root,
+		root:    string(dir),
 		host:    host,
 		t0:      time.Now(),
 		done:    make(chan struct{}),
@@ -347,18 +340,6 @@ func (c *Client) Close() error {
 	return errors.Join(errs...)
 }
 
-// absPath is filepath.Abs for a root directory.
-func absPath(p string) (string, error) {
-	if strings.HasPrefix(p, "~/") {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		p = home + p[1:]
-	}
-	return filepath.Abs(p)
-}
-
 // wake makes the sender look at the runs again.
 func (c *Client) wake() {
 	select {
@@ -549,11 +530,11 @@ func (c *Client) ensure(ctx context.Context) error {
 		// never answers: start another instead of waiting out the timeout.
 		// The lock file names it until another service takes the root.
 		if info, err := ReadLock(c.root); err == nil && !c.alive(info.PID) {
-			return &StartError{Root: c.root, Log: filepath.Join(c.root, logName), Tail: tail(filepath.Join(c.root, logName), 10),
+			return &StartError{Root: c.root, Log: root.Dir(c.root).ServiceLog(), Tail: tail(root.Dir(c.root).ServiceLog(), 10),
 				Err: fmt.Errorf("service exited before it answered at %s", target)}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return &StartError{Root: c.root, Log: filepath.Join(c.root, logName), Tail: tail(filepath.Join(c.root, logName), 10),
+			return &StartError{Root: c.root, Log: root.Dir(c.root).ServiceLog(), Tail: tail(root.Dir(c.root).ServiceLog(), 10),
 				Err: fmt.Errorf("service started but does not answer at %s", target)}
 		}
 		t := time.NewTimer(20 * time.Millisecond)

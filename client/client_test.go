@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/runlog/runlog/mux"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -62,9 +62,9 @@ func (s *service) shutdown(t *testing.T) {
 func (s *service) addr() string { return "unix://" + s.svc.UnixPath() }
 
 // readLog returns every record of a run's log; the service must be stopped.
-func readLog(t *testing.T, root, id string) []*runlogv1.Record {
+func readLog(t *testing.T, dir, id string) []*runlogv1.Record {
 	t.Helper()
-	l, err := wal.Open(filepath.Join(root, "runs", id, "wal.bolt"), wal.Options{ReadOnly: true})
+	l, err := wal.Open(root.Dir(dir).Log(id), wal.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("open log: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 )
 
 // fake is an in-memory service for fault injection the real one cannot be
@@ -58,7 +58,7 @@ type fakeRun struct {
 // startFake serves a fake on a unix socket in a temporary directory.
 func startFake(t *testing.T) *fake {
 	t.Helper()
-	f := &fake{sock: filepath.Join(t.TempDir(), "service.sock"), runs: make(map[string]*fakeRun)}
+	f := &fake{sock: root.Dir(t.TempDir()).Socket(), runs: make(map[string]*fakeRun)}
 	f.start(t)
 	t.Cleanup(f.stop)
 	return f

@@ -18,29 +18,18 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/runlog/runlog/root"
 )
 
-// File names under ROOT, shared with the service.
-const (
-	socketName = "service.sock"
-	lockName   = "service.lock"
-	logName    = "service.log"
-)
-
-// DefaultRoot returns $RUNLOG_DIR, else ~/.runlog.
+// DefaultRoot returns $RUNLOG_DIR, else ~/.runlog, absolute (root.Resolve).
 func DefaultRoot() (string, error) {
-	if d := os.Getenv("RUNLOG_DIR"); d != "" {
-		return filepath.Abs(d)
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find runlog root: set RUNLOG_DIR: %w", err)
-	}
-	return filepath.Join(home, ".runlog"), nil
+	d, err := root.Resolve("")
+	return string(d), err
 }
 
-// SocketPath returns the service socket of root.
-func SocketPath(root string) string { return filepath.Join(root, socketName) }
+// SocketPath returns the service socket of dir.
+func SocketPath(dir string) string { return root.Dir(dir).Socket() }
 
 // Target turns an address as RUNLOG_SERVICE spells it (unix:///abs/path.sock,
 // unix:/abs/path, tcp://127.0.0.1:PORT, 127.0.0.1:PORT or a bare absolute
@@ -93,14 +82,15 @@ type ServiceInfo struct {
 
 // ReadLock reads ROOT/service.lock. The file outlives a killed service, so
 // the pid may be gone; check before trusting it.
-func ReadLock(root string) (ServiceInfo, error) {
+func ReadLock(dir string) (ServiceInfo, error) {
 	var info ServiceInfo
-	b, err := os.ReadFile(filepath.Join(root, lockName))
+	path := root.Dir(dir).Lock()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return info, fmt.Errorf("read service lock: %w", err)
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(b), &info); err != nil {
-		return info, fmt.Errorf("read service lock %s: %w", filepath.Join(root, lockName), err)
+		return info, fmt.Errorf("read service lock %s: %w", path, err)
 	}
 	return info, nil
 }
@@ -207,16 +197,16 @@ func (c *Client) reaper(ctx context.Context) {
 // ready reports whether a service (ours or one that won a start race) answers
 // on the root's socket; it lets a loser of the race connect to the winner.
 func (c *Client) startService(ctx context.Context, ready func(context.Context) bool) (string, error) {
-	root := c.root
-	logPath := filepath.Join(root, logName)
+	dir := c.root
+	logPath := root.Dir(dir).ServiceLog()
 	fail := func(err error) error {
-		return &StartError{Root: root, Log: logPath, Tail: tail(logPath, 10), Err: err}
+		return &StartError{Root: dir, Log: logPath, Tail: tail(logPath, 10), Err: err}
 	}
 	bin, err := findBinary(c.opts.Binary)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("start runlog service: %w", err)
 	}
 	timeout := c.opts.StartTimeout
@@ -250,9 +240,9 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 				// as long as it lives. A holder that is gone was a service
 				// on its way out (killed a moment ago): start again.
 				if ready(ctx) {
-					return "unix://" + SocketPath(root), nil
+					return "unix://" + SocketPath(dir), nil
 				}
-				info, err := ReadLock(root)
+				info, err := ReadLock(dir)
 				switch {
 				case err != nil || info.PID == proc.pid:
 					return "", fail(fmt.Errorf("service exited during start (%s)", proc.exitStatus()))
@@ -288,16 +278,16 @@ func (c *Client) startService(ctx context.Context, ready func(context.Context) b
 
 // spawn starts one service process and returns it with its port file.
 func (c *Client) spawn(bin string) (*started, string, error) {
-	root := c.root
+	dir := c.root
 	var nonce [6]byte
 	rand.Read(nonce[:])
-	portFile := filepath.Join(root, "service-"+hex.EncodeToString(nonce[:])+".port")
-	logFile, err := os.OpenFile(filepath.Join(root, logName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	portFile := root.Dir(dir).PortFile(hex.EncodeToString(nonce[:]))
+	logFile, err := os.OpenFile(root.Dir(dir).ServiceLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, "", err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "service", "--root", root, "--port-file", portFile,
+	cmd := exec.Command(bin, "service", "--root", dir, "--port-file", portFile,
 		"--parent-pid", strconv.Itoa(os.Getpid()))
 	cmd.Stdout, cmd.Stderr = logFile, logFile // stdin stays /dev/null
 	// A session of its own: the terminal's Ctrl-C and the training job's
@@ -312,7 +302,7 @@ func (c *Client) spawn(bin string) (*started, string, error) {
 	c.started = append(c.started, proc)
 	c.procsMu.Unlock()
 	c.stats.started.Add(1)
-	c.log.Info("started runlog service", "pid", proc.pid, "root", root, "binary", bin)
+	c.log.Info("started runlog service", "pid", proc.pid, "root", dir, "binary", bin)
 	return proc, portFile, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	layout "github.com/runlog/runlog/root"
 )
 
 // These tests start real `runlog service` processes: the binary at
@@ -217,7 +219,7 @@ func TestStartFailureQuotesTheLog(t *testing.T) {
 	if !errors.As(err, &se) {
 		t.Fatalf("err = %v, want a *StartError", err)
 	}
-	logPath := filepath.Join(root, "service.log")
+	logPath := layout.Dir(root).ServiceLog()
 	for _, want := range []string{logPath, "exit status 3", "boom: cannot open root " + root} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)

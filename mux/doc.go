@@ -6,11 +6,10 @@
 //
 // # Files
 //
-// Everything lives under one root directory (ROOT, created with mode 0700):
-//
-//	ROOT/service.lock        flock'd by the running service; JSON {"pid","socket","tcp"}
-//	ROOT/service.sock        the unix socket (mode 0600)
-//	ROOT/runs/<run-id>/wal.bolt  one log per run
+// Everything lives under one root directory (ROOT, created with mode 0700),
+// laid out as package root says: the lock file, flock'd by the running
+// service and holding JSON {"pid","socket","tcp"}; the unix socket (mode
+// 0600); one log per run under ROOT/runs.
 //
 // One service per root: Open fails with a *LockedError naming the running
 // service's pid and socket. --port-file gets {"pid","unix","tcp"} once the

@@ -16,22 +16,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
-const maxRunIDLen = 128
-
-// checkRunID enforces [A-Za-z0-9][A-Za-z0-9._-]{0,127}: a run id names a
-// directory, so no slashes and no "..".
+// checkRunID refuses a run id that cannot name a run's directory.
 func checkRunID(id string) error {
-	bad := len(id) == 0 || len(id) > maxRunIDLen
-	for i := 0; i < len(id) && !bad; i++ {
-		c := id[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		bad = !alnum && (i == 0 || c != '.' && c != '_' && c != '-')
-	}
-	if bad {
-		return invalid("run id %q is not valid: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+	if err := root.CheckRunID(id); err != nil {
+		return invalid("%v", err)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -140,7 +140,7 @@ func TestPublishIsDurableWhenAcked(t *testing.T) {
 	if ir.MaxRecordBytes != mux.DefaultMaxRecordBytes {
 		t.Fatalf("max_record_bytes = %d", ir.MaxRecordBytes)
 	}
-	if want := filepath.Join(srv.Root(), "runs", "r1", "wal.bolt"); ir.Path != want {
+	if want := root.Dir(srv.Root()).Log("r1"); ir.Path != want {
 		t.Fatalf("path = %s, want %s", ir.Path, want)
 	}
 	st := openStream(t, c)
@@ -191,8 +191,8 @@ func TestPublishIsDurableWhenAcked(t *testing.T) {
 	if err != nil || res.Records != 32 {
 		t.Fatalf("verify: %v, %d records", err, res.Records)
 	}
-	for _, f := range []string{"service.sock", "service.lock"} {
-		if _, err := os.Stat(filepath.Join(srv.Root(), f)); !errors.Is(err, os.ErrNotExist) {
+	for _, f := range []string{root.Dir(srv.Root()).Socket(), root.Dir(srv.Root()).Lock()} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s still there after shutdown: %v", f, err)
 		}
 	}

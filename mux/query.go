@@ -82,20 +82,15 @@ func (s *Service) Query(ctx context.Context, req *runlogv1.QueryRequest) (*runlo
 func (s *Service) ListRuns(ctx context.Context, _ *runlogv1.ListRunsRequest) (*runlogv1.ListRunsResponse, error) {
 	ents, err := s.readRunsDir()
 	if err != nil {
-		return nil, rpcError(fmt.Errorf("list runs in %s: %w", s.runsDir, err))
+		return nil, rpcError(fmt.Errorf("list runs in %s: %w", s.dir.Runs(), err))
 	}
+	ids := s.dir.RunIDsOf(ents)
 	resp := &runlogv1.ListRunsResponse{}
-	for _, e := range ents {
-		if !e.IsDir() || checkRunID(e.Name()) != nil {
-			continue
-		}
-		if _, err := os.Stat(s.walPath(e.Name())); err != nil {
-			continue
-		}
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, rpcError(err)
 		}
-		resp.Runs = append(resp.Runs, s.summarize(ctx, e.Name()))
+		resp.Runs = append(resp.Runs, s.summarize(ctx, id))
 	}
 	sort.Slice(resp.Runs, func(i, j int) bool { return resp.Runs[i].RunId < resp.Runs[j].RunId })
 	return resp, nil

@@ -1,7 +1,6 @@
 package mux_test
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -129,7 +129,7 @@ func TestQueryListVerify(t *testing.T) {
 	}
 
 	// A closed run that another process holds is listed with the reason.
-	l, err := wal.Open(filepath.Join(srv.Root(), "runs", "q", "wal.bolt"), wal.Options{})
+	l, err := wal.Open(root.Dir(srv.Root()).Log("q"), wal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"path/filepath"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,6 +16,7 @@ import (
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -112,7 +112,7 @@ func TestReadEncodedKeepsStoredBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitClosed(t, c, "enc")
-	path := filepath.Join(srv.Root(), "runs", "enc", "wal.bolt")
+	path := root.Dir(srv.Root()).Log("enc")
 	l, err := wal.Open(path, wal.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

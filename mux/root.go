@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/runlog/runlog/internal/dirsync"
+	"github.com/runlog/runlog/root"
 )
 
 // maxSocketPath is the size of sun_path on Linux, terminating NUL included.
@@ -62,17 +63,17 @@ type rootLock struct {
 // holder. The file is removed on release, so after locking it checks that
 // the path still names the locked file: a service that locked a file another
 // one just removed would otherwise run beside the owner of the new file.
-func lockRoot(root string) (*rootLock, error) {
-	path := filepath.Join(root, "service.lock")
+func lockRoot(dir root.Dir) (*rootLock, error) {
+	path := dir.Lock()
 	for range 100 {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("lock root %s: %w", root, err)
+			return nil, fmt.Errorf("lock root %s: %w", dir, err)
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				le := &LockedError{Root: root}
+				le := &LockedError{Root: string(dir)}
 				if data, rerr := os.ReadFile(path); rerr == nil {
 					var li lockInfo
 					if json.Unmarshal(data, &li) == nil {
@@ -81,12 +82,12 @@ func lockRoot(root string) (*rootLock, error) {
 				}
 				return nil, le
 			}
-			return nil, fmt.Errorf("lock root %s: %w", root, err)
+			return nil, fmt.Errorf("lock root %s: %w", dir, err)
 		}
 		held, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("lock root %s: %w", root, err)
+			return nil, fmt.Errorf("lock root %s: %w", dir, err)
 		}
 		now, err := os.Stat(path)
 		if err != nil || !os.SameFile(held, now) {
@@ -100,7 +101,7 @@ func lockRoot(root string) (*rootLock, error) {
 		}
 		return l, nil
 	}
-	return nil, fmt.Errorf("lock root %s: %s keeps being replaced", root, path)
+	return nil, fmt.Errorf("lock root %s: %s keeps being replaced", dir, path)
 }
 
 // write replaces the lock file's content. Readers may see it half written

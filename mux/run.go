@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -132,7 +131,7 @@ func (s *Service) newRun(id string) *run {
 }
 
 func (s *Service) walPath(id string) string {
-	return filepath.Join(s.runsDir, id, "wal.bolt")
+	return s.dir.Log(id)
 }
 
 func (s *Service) walOptions() wal.Options {
@@ -582,9 +581,9 @@ func (s *Service) openLog(ctx context.Context, id string) (l *wal.Log, r *run, d
 // an exit record (its clients are gone unless they re-attach within the
 // grace) and every finished run a follower wants.
 func (s *Service) recover() error {
-	ents, err := os.ReadDir(s.runsDir)
+	ents, err := os.ReadDir(s.dir.Runs())
 	if err != nil {
-		return fmt.Errorf("scan runs in %s: %w", s.runsDir, err)
+		return fmt.Errorf("scan runs in %s: %w", s.dir.Runs(), err)
 	}
 	now := time.Now()
 	for _, e := range ents {
@@ -593,7 +592,7 @@ func (s *Service) recover() error {
 			continue
 		}
 		if err := checkRunID(id); err != nil {
-			s.log.Warn("skipping a directory that is not a run", "dir", filepath.Join(s.runsDir, id))
+			s.log.Warn("skipping a directory that is not a run", "dir", s.dir.RunDir(id))
 			continue
 		}
 		path := s.walPath(id)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/runlog/runlog/internal/dirsync"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -101,7 +102,7 @@ type Service struct {
 	runlogv1.UnimplementedRunlogServer
 
 	root      string
-	runsDir   string
+	dir       root.Dir // the same, for the layout
 	opts      Options
 	log       *slog.Logger
 	schema    *msgSchema
@@ -150,14 +151,14 @@ type Service struct {
 // second service, opens every run that has no exit record (and finished runs
 // a follower wants) and listens. Serve with Run; Close releases everything
 // if Run is not called.
-func Open(root string, opts Options) (*Service, error) {
-	abs, err := filepath.Abs(root)
+func Open(dir string, opts Options) (*Service, error) {
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open root %s: %w", root, err)
+		return nil, fmt.Errorf("open root %s: %w", dir, err)
 	}
 	s := &Service{
 		root:       abs,
-		runsDir:    filepath.Join(abs, "runs"),
+		dir:        root.Dir(abs),
 		opts:       opts,
 		log:        opts.Logger,
 		schema:     newSchema(),
@@ -211,12 +212,12 @@ func Open(root string, opts Options) (*Service, error) {
 	if err := makeRoot(abs, s.log); err != nil {
 		return nil, err
 	}
-	s.unixPath = filepath.Join(abs, "service.sock")
+	s.unixPath = s.dir.Socket()
 	if len(s.unixPath) >= maxSocketPath {
 		return nil, fmt.Errorf("open root %s: socket path %s is %d bytes, the limit is %d; use a shorter --root",
 			abs, s.unixPath, len(s.unixPath), maxSocketPath-1)
 	}
-	s.lock, err = lockRoot(abs)
+	s.lock, err = lockRoot(s.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -229,10 +230,10 @@ func Open(root string, opts Options) (*Service, error) {
 			s.Close() // stops the runs recover opened, releases the root
 		}
 	}()
-	if _, err := dirsync.MkdirAll(s.runsDir, 0o700); err != nil {
+	if _, err := dirsync.MkdirAll(s.dir.Runs(), 0o700); err != nil {
 		return nil, fmt.Errorf("open root %s: %w", abs, err)
 	}
-	if s.runsFile, err = os.Open(s.runsDir); err != nil {
+	if s.runsFile, err = os.Open(s.dir.Runs()); err != nil {
 		return nil, fmt.Errorf("open root %s: %w", abs, err)
 	}
 	if err := s.recover(); err != nil {

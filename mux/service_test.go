@@ -19,14 +19,15 @@ import (
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
 func TestOneServicePerRootAndPortFile(t *testing.T) {
 	checkLeaks(t)
-	root := filepath.Join(t.TempDir(), "root") // created by the service
+	dir := filepath.Join(t.TempDir(), "root") // created by the service
 	portFile := filepath.Join(t.TempDir(), "service.port")
-	srv := muxtest.StartAt(t, root, mux.Options{PortFile: portFile, Listen: "tcp://127.0.0.1:0"})
+	srv := muxtest.StartAt(t, dir, mux.Options{PortFile: portFile, Listen: "tcp://127.0.0.1:0"})
 
 	data, err := os.ReadFile(portFile)
 	if err != nil {
@@ -40,10 +41,10 @@ func TestOneServicePerRootAndPortFile(t *testing.T) {
 	if err := json.Unmarshal(data, &pf); err != nil {
 		t.Fatalf("port file %q: %v", data, err)
 	}
-	if pf.PID != os.Getpid() || pf.Unix != filepath.Join(root, "service.sock") || pf.TCP == "" || pf.TCP != srv.TCPAddr() {
+	if pf.PID != os.Getpid() || pf.Unix != root.Dir(dir).Socket() || pf.TCP == "" || pf.TCP != srv.TCPAddr() {
 		t.Fatalf("port file %+v; service on %s and %s", pf, srv.UnixPath(), srv.TCPAddr())
 	}
-	fi, err := os.Stat(root)
+	fi, err := os.Stat(dir)
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("root mode %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
@@ -63,7 +64,7 @@ func TestOneServicePerRootAndPortFile(t *testing.T) {
 	}
 
 	// A second service on the same root names the first one.
-	_, err = mux.Open(root, mux.Options{})
+	_, err = mux.Open(dir, mux.Options{})
 	var le *mux.LockedError
 	if !errors.As(err, &le) {
 		t.Fatalf("second Open: %v, want a *LockedError", err)
@@ -76,13 +77,13 @@ func TestOneServicePerRootAndPortFile(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{portFile, srv.UnixPath(), filepath.Join(root, "service.lock")} {
+	for _, f := range []string{portFile, srv.UnixPath(), root.Dir(dir).Lock()} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s remains after shutdown (%v)", f, err)
 		}
 	}
 	// The root is free again.
-	s2, err := mux.Open(root, mux.Options{})
+	s2, err := mux.Open(dir, mux.Options{})
 	if err != nil {
 		t.Fatalf("Open after shutdown: %v", err)
 	}

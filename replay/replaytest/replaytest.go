@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/root"
 )
 
 // Start is the time of the first record of a run written by this package.
@@ -46,10 +46,8 @@ func Open(tb testing.TB, path string) *wal.Log {
 	return l
 }
 
-// RunPath returns where a run's log lives under root.
-func RunPath(root, runID string) string {
-	return filepath.Join(root, "runs", runID, "wal.bolt")
-}
+// RunPath returns where a run's log lives under dir, a root.
+func RunPath(dir, runID string) string { return root.Dir(dir).Log(runID) }
 
 // ExampleRunID is the id of the run Example writes.
 const ExampleRunID = "run-example"
