@@ -159,7 +159,19 @@ func statusOf(err error) *status.Status {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	}
-	return status.New(code, err.Error())
+	st := status.New(code, err.Error())
+	if corrupt != nil {
+		// The record travels typed: a reader turns it back into a
+		// *wal.CorruptError instead of parsing the message.
+		reason := ""
+		if corrupt.Err != nil {
+			reason = corrupt.Err.Error()
+		}
+		if d, derr := st.WithDetails(&runlogv1.CorruptRecord{Seq: corrupt.Seq, Path: corrupt.Path, Reason: reason}); derr == nil {
+			st = d
+		}
+	}
+	return st
 }
 
 // rpcError converts err for a unary or streaming RPC return.

@@ -176,6 +176,8 @@ func (s *Service) Read(req *runlogv1.ReadRequest, stream grpc.ServerStreamingSer
 		}
 		changed := l.Changed() // before reading, so no append is missed
 		resp, n, err := readChunkAt(l, from, to, req.GetEncoded())
+		// Read after the chunk: the end is never before its last record.
+		resp.LastSeq, resp.Finished = l.LastSeq(), l.Finished()
 		if n > 0 {
 			if err := stream.Send(resp); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -150,6 +151,16 @@ func TestReadEncodedKeepsStoredBytes(t *testing.T) {
 		recs, decs, _, err := readRaw(t, c, "enc", 0, 0, encoded)
 		if got := len(recs) + len(decs); got != 699 || status.Code(err) != codes.DataLoss || !bytes.Contains([]byte(err.Error()), []byte("seq 700")) {
 			t.Fatalf("encoded=%v read of the damaged run: %d records, %v; want 699 and DATA_LOSS at seq 700", encoded, got, err)
+		}
+		// The damaged record comes typed, for readers to act on.
+		var cr *runlogv1.CorruptRecord
+		for _, d := range status.Convert(err).Details() {
+			if c, ok := d.(*runlogv1.CorruptRecord); ok {
+				cr = c
+			}
+		}
+		if cr == nil || cr.GetSeq() != 700 || cr.GetPath() != path || !strings.Contains(cr.GetReason(), "checksum") {
+			t.Fatalf("encoded=%v: DATA_LOSS detail %v, want seq 700 of %s and its checksum", encoded, cr, path)
 		}
 	}
 }

@@ -1234,7 +1234,12 @@ type ReadResponse struct {
 	Records []*Record `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
 	// The records as the log stores them (encoded runlog.v1.Record messages,
 	// consecutive seq values), when the request asked for encoded.
-	Encoded       [][]byte `protobuf:"bytes,2,rep,name=encoded,proto3" json:"encoded,omitempty"`
+	Encoded [][]byte `protobuf:"bytes,2,rep,name=encoded,proto3" json:"encoded,omitempty"`
+	// The log's last sequence and whether it holds the run's exit record, as
+	// of this response: a reader learns where the log ends without another
+	// call.
+	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Finished      bool   `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1283,6 +1288,84 @@ func (x *ReadResponse) GetEncoded() [][]byte {
 	return nil
 }
 
+func (x *ReadResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *ReadResponse) GetFinished() bool {
+	if x != nil {
+		return x.Finished
+	}
+	return false
+}
+
+// CorruptRecord is the detail of a DATA_LOSS status: the damaged record that
+// ended a Read (after the records before it) or another call.
+type CorruptRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The log's file on the service's machine.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// What is wrong with the record (checksum, decoding, a missing seq).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CorruptRecord) Reset() {
+	*x = CorruptRecord{}
+	mi := &file_runlog_v1_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CorruptRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CorruptRecord) ProtoMessage() {}
+
+func (x *CorruptRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_runlog_v1_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CorruptRecord.ProtoReflect.Descriptor instead.
+func (*CorruptRecord) Descriptor() ([]byte, []int) {
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CorruptRecord) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *CorruptRecord) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CorruptRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type VerifyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1292,7 +1375,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_runlog_v1_service_proto_msgTypes[17]
+	mi := &file_runlog_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1387,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runlog_v1_service_proto_msgTypes[17]
+	mi := &file_runlog_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1400,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_runlog_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VerifyRequest) GetRunId() string {
@@ -1339,7 +1422,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_runlog_v1_service_proto_msgTypes[18]
+	mi := &file_runlog_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1434,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_runlog_v1_service_proto_msgTypes[18]
+	mi := &file_runlog_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1447,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_runlog_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Problem) GetSeq() uint64 {
@@ -1401,7 +1484,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_runlog_v1_service_proto_msgTypes[19]
+	mi := &file_runlog_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1496,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runlog_v1_service_proto_msgTypes[19]
+	mi := &file_runlog_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1509,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_runlog_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *VerifyResponse) GetRecords() uint64 {
@@ -1549,10 +1632,16 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x15\n" +
 	"\x06to_seq\x18\x03 \x01(\x04R\x05toSeq\x12\x16\n" +
 	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\x18\n" +
-	"\aencoded\x18\x05 \x01(\bR\aencoded\"U\n" +
+	"\aencoded\x18\x05 \x01(\bR\aencoded\"\x8c\x01\n" +
 	"\fReadResponse\x12+\n" +
 	"\arecords\x18\x01 \x03(\v2\x11.runlog.v1.RecordR\arecords\x12\x18\n" +
-	"\aencoded\x18\x02 \x03(\fR\aencoded\"&\n" +
+	"\aencoded\x18\x02 \x03(\fR\aencoded\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x1a\n" +
+	"\bfinished\x18\x04 \x01(\bR\bfinished\"M\n" +
+	"\rCorruptRecord\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"&\n" +
 	"\rVerifyRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"I\n" +
 	"\aProblem\x12\x10\n" +
@@ -1597,7 +1686,7 @@ func file_runlog_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_runlog_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runlog_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_runlog_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_runlog_v1_service_proto_goTypes = []any{
 	(ResumeMode)(0),          // 0: runlog.v1.ResumeMode
 	(SyncMode)(0),            // 1: runlog.v1.SyncMode
@@ -1618,34 +1707,35 @@ var file_runlog_v1_service_proto_goTypes = []any{
 	(*ListRunsResponse)(nil), // 16: runlog.v1.ListRunsResponse
 	(*ReadRequest)(nil),      // 17: runlog.v1.ReadRequest
 	(*ReadResponse)(nil),     // 18: runlog.v1.ReadResponse
-	(*VerifyRequest)(nil),    // 19: runlog.v1.VerifyRequest
-	(*Problem)(nil),          // 20: runlog.v1.Problem
-	(*VerifyResponse)(nil),   // 21: runlog.v1.VerifyResponse
-	nil,                      // 22: runlog.v1.RunSummary.CursorsEntry
-	nil,                      // 23: runlog.v1.RunSummary.SyncErrorsEntry
-	(*RunInfo)(nil),          // 24: runlog.v1.RunInfo
-	(*Exit)(nil),             // 25: runlog.v1.Exit
-	(*RunState)(nil),         // 26: runlog.v1.RunState
-	(*HistorySample)(nil),    // 27: runlog.v1.HistorySample
-	(RunStatus)(0),           // 28: runlog.v1.RunStatus
-	(*Record)(nil),           // 29: runlog.v1.Record
+	(*CorruptRecord)(nil),    // 19: runlog.v1.CorruptRecord
+	(*VerifyRequest)(nil),    // 20: runlog.v1.VerifyRequest
+	(*Problem)(nil),          // 21: runlog.v1.Problem
+	(*VerifyResponse)(nil),   // 22: runlog.v1.VerifyResponse
+	nil,                      // 23: runlog.v1.RunSummary.CursorsEntry
+	nil,                      // 24: runlog.v1.RunSummary.SyncErrorsEntry
+	(*RunInfo)(nil),          // 25: runlog.v1.RunInfo
+	(*Exit)(nil),             // 26: runlog.v1.Exit
+	(*RunState)(nil),         // 27: runlog.v1.RunState
+	(*HistorySample)(nil),    // 28: runlog.v1.HistorySample
+	(RunStatus)(0),           // 29: runlog.v1.RunStatus
+	(*Record)(nil),           // 30: runlog.v1.Record
 }
 var file_runlog_v1_service_proto_depIdxs = []int32{
 	0,  // 0: runlog.v1.InitRequest.resume:type_name -> runlog.v1.ResumeMode
 	1,  // 1: runlog.v1.InitRequest.mode:type_name -> runlog.v1.SyncMode
-	24, // 2: runlog.v1.InitRequest.info:type_name -> runlog.v1.RunInfo
+	25, // 2: runlog.v1.InitRequest.info:type_name -> runlog.v1.RunInfo
 	5,  // 3: runlog.v1.Rejection.error:type_name -> runlog.v1.Error
 	6,  // 4: runlog.v1.PublishResponse.rejections:type_name -> runlog.v1.Rejection
 	5,  // 5: runlog.v1.PublishResponse.error:type_name -> runlog.v1.Error
-	25, // 6: runlog.v1.FinishRequest.exit:type_name -> runlog.v1.Exit
-	26, // 7: runlog.v1.QueryResponse.state:type_name -> runlog.v1.RunState
-	27, // 8: runlog.v1.QueryResponse.history:type_name -> runlog.v1.HistorySample
-	28, // 9: runlog.v1.RunSummary.status:type_name -> runlog.v1.RunStatus
-	22, // 10: runlog.v1.RunSummary.cursors:type_name -> runlog.v1.RunSummary.CursorsEntry
-	23, // 11: runlog.v1.RunSummary.sync_errors:type_name -> runlog.v1.RunSummary.SyncErrorsEntry
+	26, // 6: runlog.v1.FinishRequest.exit:type_name -> runlog.v1.Exit
+	27, // 7: runlog.v1.QueryResponse.state:type_name -> runlog.v1.RunState
+	28, // 8: runlog.v1.QueryResponse.history:type_name -> runlog.v1.HistorySample
+	29, // 9: runlog.v1.RunSummary.status:type_name -> runlog.v1.RunStatus
+	23, // 10: runlog.v1.RunSummary.cursors:type_name -> runlog.v1.RunSummary.CursorsEntry
+	24, // 11: runlog.v1.RunSummary.sync_errors:type_name -> runlog.v1.RunSummary.SyncErrorsEntry
 	15, // 12: runlog.v1.ListRunsResponse.runs:type_name -> runlog.v1.RunSummary
-	29, // 13: runlog.v1.ReadResponse.records:type_name -> runlog.v1.Record
-	20, // 14: runlog.v1.VerifyResponse.problems:type_name -> runlog.v1.Problem
+	30, // 13: runlog.v1.ReadResponse.records:type_name -> runlog.v1.Record
+	21, // 14: runlog.v1.VerifyResponse.problems:type_name -> runlog.v1.Problem
 	2,  // 15: runlog.v1.Runlog.Init:input_type -> runlog.v1.InitRequest
 	4,  // 16: runlog.v1.Runlog.Publish:input_type -> runlog.v1.PublishRequest
 	8,  // 17: runlog.v1.Runlog.Finish:input_type -> runlog.v1.FinishRequest
@@ -1653,7 +1743,7 @@ var file_runlog_v1_service_proto_depIdxs = []int32{
 	12, // 19: runlog.v1.Runlog.Teardown:input_type -> runlog.v1.TeardownRequest
 	14, // 20: runlog.v1.Runlog.ListRuns:input_type -> runlog.v1.ListRunsRequest
 	17, // 21: runlog.v1.Runlog.Read:input_type -> runlog.v1.ReadRequest
-	19, // 22: runlog.v1.Runlog.Verify:input_type -> runlog.v1.VerifyRequest
+	20, // 22: runlog.v1.Runlog.Verify:input_type -> runlog.v1.VerifyRequest
 	3,  // 23: runlog.v1.Runlog.Init:output_type -> runlog.v1.InitResponse
 	7,  // 24: runlog.v1.Runlog.Publish:output_type -> runlog.v1.PublishResponse
 	9,  // 25: runlog.v1.Runlog.Finish:output_type -> runlog.v1.FinishResponse
@@ -1661,7 +1751,7 @@ var file_runlog_v1_service_proto_depIdxs = []int32{
 	13, // 27: runlog.v1.Runlog.Teardown:output_type -> runlog.v1.TeardownResponse
 	16, // 28: runlog.v1.Runlog.ListRuns:output_type -> runlog.v1.ListRunsResponse
 	18, // 29: runlog.v1.Runlog.Read:output_type -> runlog.v1.ReadResponse
-	21, // 30: runlog.v1.Runlog.Verify:output_type -> runlog.v1.VerifyResponse
+	22, // 30: runlog.v1.Runlog.Verify:output_type -> runlog.v1.VerifyResponse
 	23, // [23:31] is the sub-list for method output_type
 	15, // [15:23] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -1681,7 +1771,7 @@ func file_runlog_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runlog_v1_service_proto_rawDesc), len(file_runlog_v1_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

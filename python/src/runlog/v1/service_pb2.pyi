@@ -221,12 +221,26 @@ class ReadRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ..., follow: _Optional[bool] = ..., encoded: _Optional[bool] = ...) -> None: ...
 
 class ReadResponse(_message.Message):
-    __slots__ = ("records", "encoded")
+    __slots__ = ("records", "encoded", "last_seq", "finished")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     ENCODED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_record_pb2.Record]
     encoded: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, records: _Optional[_Iterable[_Union[_record_pb2.Record, _Mapping]]] = ..., encoded: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    last_seq: int
+    finished: bool
+    def __init__(self, records: _Optional[_Iterable[_Union[_record_pb2.Record, _Mapping]]] = ..., encoded: _Optional[_Iterable[bytes]] = ..., last_seq: _Optional[int] = ..., finished: _Optional[bool] = ...) -> None: ...
+
+class CorruptRecord(_message.Message):
+    __slots__ = ("seq", "path", "reason")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    path: str
+    reason: str
+    def __init__(self, seq: _Optional[int] = ..., path: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("run_id",)
