@@ -108,56 +108,29 @@ func (s *Service) readRunsDir() ([]os.DirEntry, error) {
 
 // summarize describes one run; problems go into the summary's error.
 func (s *Service) summarize(ctx context.Context, id string) *runlogv1.RunSummary {
-	sum := &runlogv1.RunSummary{RunId: id}
 	l, r, done, err := s.openLog(ctx, id)
 	if err != nil {
-		sum.Error = statusOf(err).Message()
-		if errors.Is(err, wal.ErrLocked) {
-			sum.Error = fmt.Sprintf("run %s is held by another process", id)
+		sum := replay.UnreadableSummary(id, err)
+		if !errors.Is(err, wal.ErrLocked) {
+			sum.Error = statusOf(err).Message() // without the code of a status error
 		}
 		return sum
 	}
 	defer done()
-	sum.Open = r != nil
-	sum.LastSeq = l.LastSeq()
-	sum.LastStep = l.LastStep()
-	sum.SizeBytes, _ = l.Size()
-	if d := l.Damage(); d != nil {
-		// Listed with its valid prefix; readers stop before the damage.
-		sum.Error = fmt.Sprintf("damaged: %v", d)
-	}
+	var fold func() (*runlogv1.RunState, error)
 	if r != nil {
-		st, err := r.foldRun()
-		if err != nil {
-			sum.Error = err.Error()
-		} else {
-			sum.Project, sum.Name, sum.Status = st.GetInfo().GetProject(), st.GetInfo().GetName(), st.GetStatus()
-		}
-	} else {
-		// A closed run may be large: fold only what describes it.
-		st, err := replay.Overview(l, id, sum.LastSeq)
-		if err != nil {
-			sum.Error = err.Error()
-			var ce *wal.CorruptError
-			if errors.As(err, &ce) {
-				sum.Error = fmt.Sprintf("damaged: %v", err)
-			}
-		} else {
-			info := st.Proto().GetInfo()
-			sum.Project, sum.Name, sum.Status = info.GetProject(), info.GetName(), st.Status()
-		}
+		fold = r.foldRun
 	}
-	if cursors, err := l.Cursors(); err == nil && len(cursors) > 0 {
-		sum.Cursors = cursors
-		sum.SyncErrors = l.SyncErrors(cursors)
-	}
+	sum := replay.Summary(l, id, fold)
+	sum.Open = r != nil
 	return sum
 }
 
 // Read streams a run's records from from_seq to to_seq, following new ones
 // when asked, in chunks of bounded size: decoded, or with encoded exactly as
 // the log stores them. A damaged record ends the stream with DATA_LOSS after
-// the records before it were sent.
+// the records before it were sent, and the damaged record as a
+// runlog.v1.CorruptRecord detail. Each response says where the log ends.
 func (s *Service) Read(req *runlogv1.ReadRequest, stream grpc.ServerStreamingServer[runlogv1.ReadResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()

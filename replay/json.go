@@ -286,7 +286,13 @@ func AppendItems(b []byte, items []*runlogv1.Item) []byte {
 func AppendItem(b []byte, it *runlogv1.Item) []byte {
 	b = append(b, `{"key":`...)
 	b = appendString(b, it.GetKey())
-	switch v := it.GetValue().GetKind().(type) {
+	b = appendValueMember(b, it.GetValue())
+	return append(b, '}')
+}
+
+// appendValueMember appends ,"T":v for a value, nothing for none.
+func appendValueMember(b []byte, value *runlogv1.Value) []byte {
+	switch v := value.GetKind().(type) {
 	case *runlogv1.Value_DoubleValue:
 		b = append(b, `,"double":`...)
 		b = appendDouble(b, v.DoubleValue)
@@ -302,7 +308,7 @@ func AppendItem(b []byte, it *runlogv1.Item) []byte {
 	case *runlogv1.Value_JsonValue:
 		b = appendJSONValue(b, v.JsonValue)
 	}
-	return append(b, '}')
+	return b
 }
 
 func appendJSONValue(b []byte, raw []byte) []byte {
