@@ -11,22 +11,21 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Retry runs session until it returns nil, and then returns nil: the retry
-// loop of a Sender, for pushers that are not one (runlog sync pushing a run
-// through the service that holds it). progressed reports whether the
-// session moved the upstream's mark; a session that did resets the count of
-// failures in a row.
+// retry runs session until it returns nil, and then returns nil: the retry
+// loop of a Sender. progressed reports whether the session moved the
+// upstream's mark; a session that did resets the count of failures in a
+// row.
 //
 // A failed session is retried after a wait drawn with full jitter from an
 // exponentially growing window, opts.BackoffBase * 2^(failures-1) capped at
 // opts.BackoffMax. A first FAILED_PRECONDITION in a row is retried at once:
 // the upstream's mark moved back and the next session starts from it; only
-// a rewind that keeps coming back waits. Retry returns the session's error
+// a rewind that keeps coming back waits. retry returns the session's error
 // when Permanent reports it, an error wrapping the last one after
 // opts.MaxAttempts sessions in a row failed (zero: never), and ctx's error
 // when ctx is done. Of opts it uses Logger, BackoffBase, BackoffMax,
 // MaxAttempts and Rand, with New's defaults.
-func Retry(ctx context.Context, opts Options, session func(ctx context.Context) (progressed bool, err error)) error {
+func retry(ctx context.Context, opts Options, session func(ctx context.Context) (progressed bool, err error)) error {
 	opts = opts.withDefaults()
 	failures := 0
 	for {

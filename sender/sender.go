@@ -91,7 +91,8 @@ type Options struct {
 // Sender pushes one run's log to one upstream. Its methods are not safe for
 // concurrent use; run it in one goroutine.
 type Sender struct {
-	l      *wal.Log
+	l      Source
+	marks  Marks // l's cursors and meta; nil when it has none
 	runID  string
 	url    string
 	up     Upstream
@@ -119,11 +120,14 @@ func CursorName(url string) string { return wal.CursorUpstreamPrefix + url }
 func ErrorKey(url string) string { return wal.MetaSyncErrorPrefix + url }
 
 // New returns a sender of run runID's log l to up, known as url (the
-// cursor and error names use it).
-func New(l *wal.Log, runID, url string, up Upstream, opts Options) *Sender {
+// cursor and error names use it). When l is also Marks the sender keeps its
+// cursor and last error there; otherwise it keeps neither.
+func New(l Source, runID, url string, up Upstream, opts Options) *Sender {
 	opts = opts.withDefaults()
+	marks, _ := l.(Marks)
 	return &Sender{
 		l:      l,
+		marks:  marks,
 		runID:  runID,
 		url:    url,
 		up:     up,
@@ -145,28 +149,12 @@ func (s *Sender) Acked() uint64 { return s.acked }
 // done. A damaged record ends Run, after the records before it are
 // acknowledged, with an error wrapping the *wal.CorruptError.
 func (s *Sender) Run(ctx context.Context) error {
-	var err error
-	if s.saved, err = s.l.Cursor(s.cursor); err != nil {
+	if err := s.loadMarks(); err != nil {
 		return fmt.Errorf("sync run %s to %s: %w", s.runID, s.url, err)
-	}
-	if v, err := s.l.Meta(s.errKey); err == nil {
-		s.lastErr = string(v)
-	}
-	// A cursor at 0 makes a service's upstream show in listings before its
-	// first ack, with its error if it never answers.
-	if cur, err := s.l.Cursors(); err == nil {
-		_, s.tracked = cur[s.cursor]
-		if !s.tracked && !s.opts.Drain {
-			if err := s.l.SetCursor(s.cursor, 0); err != nil {
-				s.log.Debug("cannot create the cursor", "err", err)
-			} else {
-				s.tracked = true
-			}
-		}
 	}
 	opts := s.opts
 	opts.Logger = s.log
-	err = Retry(ctx, opts, func(ctx context.Context) (bool, error) {
+	err := retry(ctx, opts, func(ctx context.Context) (bool, error) {
 		progressed, err := s.session(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.noteError(err)
@@ -177,6 +165,33 @@ func (s *Sender) Run(ctx context.Context) error {
 		return err
 	}
 	return fmt.Errorf("sync run %s to %s: %w", s.runID, s.url, err)
+}
+
+// loadMarks reads the stored cursor and last error, when the source keeps
+// them. A cursor at 0 makes a service's upstream show in listings before its
+// first ack, with its error if it never answers.
+func (s *Sender) loadMarks() error {
+	if s.marks == nil {
+		return nil
+	}
+	var err error
+	if s.saved, err = s.marks.Cursor(s.cursor); err != nil {
+		return err
+	}
+	if v, err := s.marks.Meta(s.errKey); err == nil {
+		s.lastErr = string(v)
+	}
+	if cur, err := s.marks.Cursors(); err == nil {
+		_, s.tracked = cur[s.cursor]
+		if !s.tracked && !s.opts.Drain {
+			if err := s.marks.SetCursor(s.cursor, 0); err != nil {
+				s.log.Debug("cannot create the cursor", "err", err)
+			} else {
+				s.tracked = true
+			}
+		}
+	}
+	return nil
 }
 
 // Permanent reports whether retrying err cannot help: the upstream refused
@@ -394,11 +409,11 @@ func (s *Sender) session(ctx context.Context) (progressed bool, err error) {
 	}
 }
 
-// probeClosed returns wal.ErrClosed when the log is closed.
+// probeClosed returns wal.ErrClosed when the log is closed: a scan past its
+// end reads nothing, or fails so.
 func (s *Sender) probeClosed() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.l.Wait(ctx, s.l.LastSeq()); errors.Is(err, wal.ErrClosed) {
+	err := s.l.Scan(s.l.LastSeq()+1, func(uint64, []byte) error { return errBatchFull })
+	if errors.Is(err, wal.ErrClosed) {
 		return err
 	}
 	return nil
@@ -454,10 +469,10 @@ func (s *Sender) idle() {
 // saveCursor stores the acknowledged mark as the cursor: at once when force
 // is set, otherwise at most every CursorInterval.
 func (s *Sender) saveCursor(mark uint64, force bool) {
-	if mark <= s.saved || (!force && time.Since(s.savedAt) < s.opts.CursorInterval) {
+	if s.marks == nil || mark <= s.saved || (!force && time.Since(s.savedAt) < s.opts.CursorInterval) {
 		return
 	}
-	if err := s.l.SetCursor(s.cursor, mark); err != nil {
+	if err := s.marks.SetCursor(s.cursor, mark); err != nil {
 		s.log.Warn("cannot store the cursor", "seq", mark, "err", err)
 		return
 	}
@@ -467,10 +482,10 @@ func (s *Sender) saveCursor(mark uint64, force bool) {
 // noteError keeps the last error in the log's meta, for runlog runs.
 func (s *Sender) noteError(err error) {
 	msg := err.Error()
-	if msg == s.lastErr || !s.tracked {
+	if s.marks == nil || msg == s.lastErr || !s.tracked {
 		return
 	}
-	if werr := s.l.SetMeta(s.errKey, []byte(msg)); werr != nil {
+	if werr := s.marks.SetMeta(s.errKey, []byte(msg)); werr != nil {
 		s.log.Debug("cannot store the sync error", "err", werr)
 		return
 	}
@@ -479,10 +494,10 @@ func (s *Sender) noteError(err error) {
 
 // clearError removes the stored error after a success.
 func (s *Sender) clearError() {
-	if s.lastErr == "" {
+	if s.marks == nil || s.lastErr == "" {
 		return
 	}
-	if err := s.l.SetMeta(s.errKey, nil); err != nil {
+	if err := s.marks.SetMeta(s.errKey, nil); err != nil {
 		s.log.Debug("cannot clear the sync error", "err", err)
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/runlog/runlog/client"
+	layout "github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -206,7 +207,7 @@ func bench(cfg benchConfig, progress io.Writer) (*benchResult, error) {
 		}
 	}()
 	if c.ServicePID() == 0 {
-		return nil, fmt.Errorf("cannot tell the service's pid from %s", filepath.Join(root, "service.lock"))
+		return nil, fmt.Errorf("cannot tell the service's pid from %s", layout.Dir(root).Lock())
 	}
 	// The service may be killed and started again under the bench: follow
 	// whichever one is current.
@@ -520,7 +521,7 @@ func stopService(pid int, timeout time.Duration) error {
 func verifyBench(root string, ids []string, n int) []string {
 	var problems []string
 	for _, id := range ids {
-		path := filepath.Join(root, "runs", id, "wal.bolt")
+		path := layout.Dir(root).Log(id)
 		if err := verifyBenchRun(path, n); err != nil {
 			problems = append(problems, fmt.Sprintf("run %s: %v", id, err))
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runlog/runlog/client"
+	"github.com/runlog/runlog/root"
 )
 
 func cmdDemo(args []string) int { return runDemo(args, os.Stdout, os.Stderr) }
@@ -31,7 +32,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	root := fs.String("root", "", "runlog root (default $RUNLOG_DIR, else ~/.runlog)")
+	rootFlag := fs.String("root", "", "runlog root (default $RUNLOG_DIR, else ~/.runlog)")
 	steps := fs.Int("steps", 300, "training steps to log")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,7 +44,7 @@ Flags:
 		fmt.Fprintln(stderr, "runlog demo: --steps must be positive; no arguments are taken")
 		return 2
 	}
-	dir, err := rootFromFlag(*root)
+	dir, err := root.Resolve(*rootFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "runlog demo: %v\n", err)
 		return 1
@@ -58,10 +59,10 @@ Flags:
 }
 
 // demo logs one example run and returns its id.
-func demo(ctx context.Context, root string, steps int, out io.Writer) (string, error) {
+func demo(ctx context.Context, dir root.Dir, steps int, out io.Writer) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	opts := client.Options{Root: root, Address: "unix://" + client.SocketPath(root)}
+	opts := client.Options{Root: string(dir), Address: "unix://" + dir.Socket()}
 	if exe, err := os.Executable(); err == nil {
 		opts.Binary = exe
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/runlog/runlog/client"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
 )
@@ -73,7 +74,10 @@ func finish(t *testing.T, r *client.Run) {
 }
 
 // runPath is where the service keeps a run's log.
-func runPath(root, id string) string { return filepath.Join(root, "runs", id, "wal.bolt") }
+func runPath(dir, id string) string { return root.Dir(dir).Log(id) }
+
+// rootAt is the layout of the root at dir.
+func rootAt(dir string) root.Dir { return root.Dir(dir) }
 
 // waitClosed waits until no process holds the run's log (the service closes
 // a run once it is finished and its senders are done), so it can be read.

@@ -325,7 +325,7 @@ func waitHub(t testing.TB, c runlogv1.HubClient, id string, what string, cond fu
 // path.
 func makeRun(t testing.TB, root, id string, r storetest.Run) string {
 	t.Helper()
-	path := filepath.Join(root, "runs", id, "wal.bolt")
+	path := runPath(root, id)
 	l, err := wal.Open(path, wal.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -8,17 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/runlog/runlog/client"
+	"github.com/runlog/runlog/local"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
-	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/root"
 )
 
 func cmdRuns(args []string) int { return runRuns(args, os.Stdout, os.Stderr) }
@@ -94,7 +91,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	root := fs.String("root", "", "runlog root (default $RUNLOG_DIR, else ~/.runlog)")
+	rootFlag := fs.String("root", "", "runlog root (default $RUNLOG_DIR, else ~/.runlog)")
 	asJSON := fs.Bool("json", false, "print a JSON list of runs instead of a table")
 	var hf hubFlags
 	hf.register(fs, "list the runs a hub holds: grpc://HOST:PORT or grpcs://HOST:PORT")
@@ -112,15 +109,19 @@ Flags:
 	if hf.url != "" {
 		return runsOnHub(hf, *project, *asJSON, stdout, stderr)
 	}
-	dir, err := rootFromFlag(*root)
+	dir, err := root.Resolve(*rootFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "runlog runs: %v\n", err)
 		return 1
 	}
-	rows, err := listRuns(context.Background(), dir)
+	sums, err := local.List(context.Background(), dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "runlog runs: %v\n", err)
 		return 1
+	}
+	var rows []runRow
+	for _, s := range sums {
+		rows = append(rows, rowFromSummary(s))
 	}
 	addSyncState(rows)
 	if *asJSON {
@@ -137,49 +138,16 @@ Flags:
 	return 0
 }
 
-// rootFromFlag resolves --root the way the service does.
-func rootFromFlag(flagValue string) (string, error) {
-	if flagValue != "" {
-		return filepath.Abs(flagValue)
-	}
-	return client.DefaultRoot()
-}
-
-// listRuns lists the runs under root, through the service when one answers
-// there, else from the files.
-func listRuns(ctx context.Context, root string) ([]runRow, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := client.Connect(ctx, client.Options{
-		Root:    root,
-		Address: "unix://" + client.SocketPath(root), // this root's service, whatever RUNLOG_SERVICE says
-		NoStart: true,
-	})
-	if err == nil {
-		defer c.Close()
-		sums, err := c.ListRuns(ctx)
-		if err != nil {
-			return nil, err
-		}
-		rows := make([]runRow, 0, len(sums))
-		for _, s := range sums {
-			rows = append(rows, rowFromSummary(s))
-		}
-		sortRows(rows)
-		return rows, nil
-	}
-	if !errors.Is(err, client.ErrNoService) {
-		return nil, err
-	}
-	return runsFromFiles(root)
-}
-
 func rowFromSummary(s *runlogv1.RunSummary) runRow {
+	state := replay.StatusName(s.GetStatus())
+	if s.GetError() != "" && s.GetStatus() == runlogv1.RunStatus_RUN_STATUS_UNSPECIFIED {
+		state = "" // unread, not unknown
+	}
 	return runRow{
 		ID:         s.GetRunId(),
 		Project:    s.GetProject(),
 		Name:       s.GetName(),
-		State:      replay.StatusName(s.GetStatus()),
+		State:      state,
 		Records:    s.GetLastSeq(),
 		LastStep:   s.GetLastStep(),
 		SizeBytes:  s.GetSizeBytes(),
@@ -188,85 +156,6 @@ func rowFromSummary(s *runlogv1.RunSummary) runRow {
 		SyncErrors: s.GetSyncErrors(),
 		Error:      s.GetError(),
 	}
-}
-
-// runsFromFiles reads every ROOT/runs/*/wal.bolt read-only. A run another
-// process holds is listed with an error rather than failing the listing.
-func runsFromFiles(root string) ([]runRow, error) {
-	ents, err := os.ReadDir(filepath.Join(root, "runs"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list runs in %s: %w", root, err)
-	}
-	var rows []runRow
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		path := filepath.Join(root, "runs", e.Name(), "wal.bolt")
-		if _, err := os.Stat(path); err != nil {
-			continue // not a run directory
-		}
-		row, err := runFromFile(e.Name(), path)
-		if err != nil {
-			row = runRow{ID: e.Name(), LastStep: -1, Error: err.Error()}
-			if errors.Is(err, wal.ErrLocked) {
-				row.Error = "log is held by another process"
-			}
-		}
-		rows = append(rows, row)
-	}
-	sortRows(rows)
-	return rows, nil
-}
-
-// runFromFile summarises one log without decoding all of it: the run info
-// folded from every RunInfo record (a resume or another process attaching
-// may rename the run or set its project), the state from the last record,
-// counts from the log's own end. The scan decodes only RunInfo records; the
-// others are skipped after reading their first payload tag.
-func runFromFile(id, path string) (runRow, error) {
-	l, err := wal.Open(path, wal.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
-	if err != nil {
-		return runRow{}, err
-	}
-	defer l.Close()
-	row := runRow{ID: id, Records: l.LastSeq(), LastStep: l.LastStep()}
-	if size, err := l.Size(); err == nil {
-		row.SizeBytes = size
-	}
-	var ce *wal.CorruptError
-	if errors.As(l.Damage(), &ce) {
-		row.FirstBadSeq = ce.Seq
-	}
-	st, err := replay.Overview(l, id, row.Records)
-	if errors.As(err, &ce) && ce.Seq > 0 {
-		// Describe the run by its valid prefix.
-		row.FirstBadSeq, row.Records = ce.Seq, ce.Seq-1
-		st, err = replay.Overview(l, id, row.Records)
-	}
-	if err != nil {
-		return runRow{}, err
-	}
-	info := st.Proto().GetInfo()
-	row.Project, row.Name = info.GetProject(), info.GetName()
-	row.State = replay.StatusName(st.Status())
-	if row.FirstBadSeq != 0 {
-		row.State = "damaged"
-		row.Error = fmt.Sprintf("damaged at seq %d", row.FirstBadSeq)
-	}
-	if cur, err := l.Cursors(); err == nil && len(cur) > 0 {
-		row.Cursors = cur
-		row.SyncErrors = l.SyncErrors(cur)
-	}
-	return row, nil
-}
-
-func sortRows(rows []runRow) {
-	// Run ids made by the service are ULIDs: id order is creation order.
-	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 }
 
 func printRunTable(w io.Writer, rows []runRow, cols []runColumn) {

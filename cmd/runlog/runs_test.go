@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,9 +13,9 @@ import (
 
 // writeRun creates ROOT/runs/ID/wal.bolt with a RunInfo record, steps
 // history rows and, when exit is not nil, an exit record.
-func writeRun(t *testing.T, root, id, project, name string, steps int, exit *runlogv1.Exit) {
+func writeRun(t *testing.T, dir, id, project, name string, steps int, exit *runlogv1.Exit) {
 	t.Helper()
-	l, err := wal.Open(filepath.Join(root, "runs", id, "wal.bolt"), wal.Options{})
+	l, err := wal.Open(runPath(dir, id), wal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +36,7 @@ func TestRunsFromFiles(t *testing.T) {
 	writeRun(t, root, "01bbb", "mnist", "wider", 7, nil)
 	writeRun(t, root, "01ccc", "cifar", "", 0, &runlogv1.Exit{Code: 1, Reason: runlogv1.ExitReason_EXIT_REASON_FAILED})
 	// A run another process holds is listed with an error, not skipped.
-	held, err := wal.Open(filepath.Join(root, "runs", "01ddd", "wal.bolt"), wal.Options{})
+	held, err := wal.Open(runPath(root, "01ddd"), wal.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,48 +89,6 @@ func TestRunsFromFiles(t *testing.T) {
 	}
 	if !strings.Contains(lines[4], "error: log is held by another process") {
 		t.Errorf("held run row %q", lines[4])
-	}
-}
-
-// A later RunInfo record (a resume, or another process attaching with more
-// info) updates the fields it sets: the listing folds them all, not just the
-// first record's.
-func TestRunsFromFilesFoldsRunInfo(t *testing.T) {
-	root := t.TempDir()
-	for _, tc := range []struct {
-		id   string
-		tail []*runlogv1.Record
-		want runRow
-	}{
-		{"01aaa", []*runlogv1.Record{
-			{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Project: "mnist", Name: "renamed"}}},
-			waltest.History(5, 1, 1)[0],
-			{Payload: &runlogv1.Record_Exit{Exit: &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_KILLED}}},
-		}, runRow{Project: "mnist", Name: "renamed", State: "killed", Records: 9, LastStep: 5}},
-		// The update is the last record: a resume that logged nothing yet.
-		{"01bbb", []*runlogv1.Record{
-			{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Name: "resumed"}}},
-		}, runRow{Project: "", Name: "resumed", State: "running", Records: 7, LastStep: 4}},
-	} {
-		l, err := wal.Open(filepath.Join(root, "runs", tc.id, "wal.bolt"), wal.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs := []*runlogv1.Record{{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Name: "first"}}}}
-		recs = append(recs, waltest.History(0, 5, 2)...)
-		recs = append(recs, tc.tail...)
-		if err := l.Append(recs); err != nil {
-			t.Fatal(err)
-		}
-		l.Close()
-		got, err := runFromFile(tc.id, filepath.Join(root, "runs", tc.id, "wal.bolt"))
-		if err != nil {
-			t.Fatalf("%s: %v", tc.id, err)
-		}
-		if got.Project != tc.want.Project || got.Name != tc.want.Name || got.State != tc.want.State ||
-			got.Records != tc.want.Records || got.LastStep != tc.want.LastStep {
-			t.Errorf("%s: got %+v, want %+v", tc.id, got, tc.want)
-		}
 	}
 }
 

@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/runlog/runlog/mux"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 )
 
 const serviceUsage = `Usage: runlog service [flags]
@@ -85,27 +85,12 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) 
 	if c.offline && len(c.upstreams) > 0 {
 		return nil, errors.New("--offline and --upstream exclude each other")
 	}
-	root, err := serviceRoot(c.root)
+	dir, err := root.Resolve(c.root)
 	if err != nil {
 		return nil, err
 	}
-	c.root = root
+	c.root = string(dir)
 	return c, nil
-}
-
-// serviceRoot returns --root, else $RUNLOG_DIR, else ~/.runlog.
-func serviceRoot(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
-	if d := os.Getenv("RUNLOG_DIR"); d != "" {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no --root, no $RUNLOG_DIR and no home directory: %w", err)
-	}
-	return filepath.Join(home, ".runlog"), nil
 }
 
 func cmdService(args []string) int {

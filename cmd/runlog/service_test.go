@@ -25,7 +25,7 @@ func TestServiceCommand(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	svc := startService(t, root, "--listen", "tcp://127.0.0.1:0", "--max-record-bytes", "2000")
 	pi, portFile := svc.port, svc.portFile
-	if pi.PID != svc.cmd.Process.Pid || pi.Unix != filepath.Join(root, "service.sock") || !strings.HasPrefix(pi.TCP, "127.0.0.1:") {
+	if pi.PID != svc.cmd.Process.Pid || pi.Unix != rootAt(root).Socket() || !strings.HasPrefix(pi.TCP, "127.0.0.1:") {
 		t.Fatalf("port file %+v (pid %d)", pi, svc.cmd.Process.Pid)
 	}
 
@@ -90,7 +90,7 @@ func TestServiceCommand(t *testing.T) {
 	if code := svc.wait(); code != 0 {
 		t.Fatalf("SIGTERM: exit %d\n%s", code, svc.stderr)
 	}
-	for _, f := range []string{portFile, pi.Unix, filepath.Join(root, "service.lock")} {
+	for _, f := range []string{portFile, pi.Unix, rootAt(root).Lock()} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s remains after SIGTERM (%v)", f, err)
 		}

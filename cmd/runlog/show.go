@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -167,10 +166,10 @@ Flags:
 	out := hubRunFields(resp.GetRun())
 	st := resp.GetState()
 	out.Info = st.GetInfo()
-	out.Config = showItems(st.GetConfig())
-	out.Summary = showItems(st.GetSummary())
+	out.Config = replay.ItemMap(st.GetConfig())
+	out.Summary = replay.ItemMap(st.GetSummary())
 	if e := st.GetExit(); e != nil {
-		out.Exit = &showExit{Code: e.GetCode(), Reason: showExitReason(e.GetReason()), Message: e.GetMessage()}
+		out.Exit = &showExit{Code: e.GetCode(), Reason: replay.ExitReasonName(e.GetReason()), Message: e.GetMessage()}
 	}
 	if *history != "" {
 		req := &runlogv1.HubHistoryRequest{RunId: runID, MaxSamples: uint32(*samples)}
@@ -222,7 +221,7 @@ func showFetchHistory(ctx context.Context, h *sender.Hub, req *runlogv1.HubHisto
 			return nil, err
 		}
 		for _, s := range resp.GetSamples() {
-			row := showItems(s.GetItems())
+			row := replay.ItemMap(s.GetItems())
 			if row == nil {
 				row = map[string]any{}
 			}
@@ -230,48 +229,6 @@ func showFetchHistory(ctx context.Context, h *sender.Hub, req *runlogv1.HubHisto
 			rows = append(rows, row)
 		}
 	}
-}
-
-func showExitReason(r runlogv1.ExitReason) string {
-	name := strings.TrimPrefix(r.String(), "EXIT_REASON_")
-	return strings.ToLower(name)
-}
-
-// showItems renders items as a JSON object: numbers as numbers (NaN and
-// infinities as strings, which JSON has no numbers for), JSON values
-// embedded.
-func showItems(items []*runlogv1.Item) map[string]any {
-	if len(items) == 0 {
-		return nil
-	}
-	m := make(map[string]any, len(items))
-	for _, it := range items {
-		m[it.GetKey()] = showValue(it.GetValue())
-	}
-	return m
-}
-
-func showValue(v *runlogv1.Value) any {
-	switch k := v.GetKind().(type) {
-	case *runlogv1.Value_DoubleValue:
-		f := k.DoubleValue
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return strconv.FormatFloat(f, 'g', -1, 64)
-		}
-		return f
-	case *runlogv1.Value_IntValue:
-		return k.IntValue
-	case *runlogv1.Value_BoolValue:
-		return k.BoolValue
-	case *runlogv1.Value_StringValue:
-		return k.StringValue
-	case *runlogv1.Value_JsonValue:
-		if json.Valid(k.JsonValue) {
-			return json.RawMessage(k.JsonValue)
-		}
-		return string(k.JsonValue)
-	}
-	return nil
 }
 
 // showValueText renders a value for the text output: floats to 6

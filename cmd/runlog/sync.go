@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -18,11 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
+	"github.com/runlog/runlog/local"
 	"github.com/runlog/runlog/mux"
-	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
 )
@@ -123,11 +120,12 @@ type syncReport struct {
 }
 
 type syncConfig struct {
-	root, upstream, token, caFile string
-	runs                          []string
-	parallel, retries             int
-	json                          bool
-	progress                      time.Duration
+	dir                     root.Dir
+	upstream, token, caFile string
+	runs                    []string
+	parallel, retries       int
+	json                    bool
+	progress                time.Duration
 }
 
 func runSync(args []string, stdout, stderr io.Writer) int {
@@ -162,7 +160,8 @@ Flags:
 	var c syncConfig
 	var tokenFile string
 	var all bool
-	fs.StringVar(&c.root, "root", "", "runlog root (default $RUNLOG_DIR or ~/.runlog)")
+	var rootFlag string
+	fs.StringVar(&rootFlag, "root", "", "runlog root (default $RUNLOG_DIR or ~/.runlog)")
 	fs.StringVar(&c.upstream, "upstream", "", "hub URL: grpc://HOST:PORT or grpcs://HOST:PORT")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the hub's bearer token")
 	fs.StringVar(&c.caFile, "ca-file", "", "PEM certificates to trust for grpcs:// besides the system's")
@@ -202,19 +201,17 @@ Flags:
 		}
 		c.token = tok
 	}
-	root, err := rootFromFlag(c.root)
-	if err != nil {
+	if c.dir, err = root.Resolve(rootFlag); err != nil {
 		fmt.Fprintf(stderr, "runlog sync: %v\n", err)
 		return 2
 	}
-	c.root = root
 	if all {
 		// A mistyped --root would otherwise sync "no runs" and succeed.
-		if fi, err := os.Stat(filepath.Join(root, "runs")); err != nil || !fi.IsDir() {
-			fmt.Fprintf(stderr, "runlog sync: no runs under %s (want %s): check --root or $RUNLOG_DIR\n", root, filepath.Join(root, "runs", "RUN", "wal.bolt"))
+		if fi, err := os.Stat(c.dir.Runs()); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "runlog sync: no runs under %s (want %s): check --root or $%s\n", c.dir, c.dir.Log("RUN"), root.EnvDir)
 			return 1
 		}
-		if c.runs, err = syncListRuns(root); err != nil {
+		if c.runs, err = c.dir.RunIDs(); err != nil {
 			fmt.Fprintf(stderr, "runlog sync: %v\n", err)
 			return 1
 		}
@@ -240,27 +237,6 @@ Flags:
 		return 1
 	}
 	return 0
-}
-
-// syncListRuns returns the ids of the runs under root, sorted.
-func syncListRuns(root string) ([]string, error) {
-	paths, err := filepath.Glob(filepath.Join(root, "runs", "*", "wal.bolt"))
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(paths))
-	for _, p := range paths {
-		ids = append(ids, filepath.Base(filepath.Dir(p)))
-	}
-	sort.Strings(ids)
-	return ids, nil
-}
-
-// retryOptions are the retry bounds of every push of a sync, from a file or
-// through the service: c.retries failed sessions in a row, waits capped at
-// five seconds.
-func (c syncConfig) retryOptions(log *slog.Logger) sender.Options {
-	return sender.Options{Logger: log, MaxAttempts: c.retries, BackoffMax: 5 * time.Second}
 }
 
 // syncRuns syncs c.runs with c.parallel workers and reports on each.
@@ -343,51 +319,46 @@ func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncRepor
 	return rep, nil
 }
 
-// syncOne syncs one run: from its log file, or through the service that
-// holds it.
+// syncOne syncs one run with a Sender: from its log file, which keeps the
+// sender's cursor, or through the service that holds it.
 func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *slog.Logger, sent *atomic.Uint64) (res syncRun) {
 	start := time.Now()
 	res = syncRun{RunID: id}
 	defer func() { res.Seconds = time.Since(start).Seconds() }()
-	path := filepath.Join(c.root, "runs", id, "wal.bolt")
 	// Read-write, so the cursor and the last error are kept beside the
-	// records; a log that cannot be written syncs read-only.
-	l, err := wal.Open(path, wal.Options{MustExist: true, LockTimeout: 200 * time.Millisecond})
-	var damaged *wal.CorruptError
-	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.As(err, &damaged) {
-		// A damaged log is never opened for writing; its valid prefix
-		// still syncs.
-		l, err = wal.Open(path, wal.Options{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
-	}
+	// records.
+	run, err := local.Open(ctx, local.RunRef(c.dir, id), local.Options{Write: true, LockTimeout: 200 * time.Millisecond})
+	var held *local.HeldError
 	switch {
-	case errors.Is(err, wal.ErrLocked):
-		syncHeld(ctx, c, up, id, path, &res, log, sent)
+	case errors.As(err, &held):
+		res.Result = syncSkipped
+		res.Error = err.Error()
 		return res
 	case errors.Is(err, wal.ErrNotExist):
 		res.Result = syncFailed
-		res.Error = fmt.Sprintf("no run %s under %s", id, c.root)
+		res.Error = fmt.Sprintf("no run %s under %s", id, c.dir)
 		return res
 	case err != nil:
 		res.Result = syncFailed
 		res.Error = err.Error()
 		return res
 	}
-	defer l.Close()
-	res.LastSeq = l.LastSeq()
-	var gained uint64
-	opts := c.retryOptions(log)
-	opts.Drain = true
+	defer run.Close()
+	res.ThroughService = run.ThroughService()
+	opts := sender.Options{Logger: log, MaxAttempts: c.retries, BackoffMax: 5 * time.Second, Drain: true}
 	opts.OnAck = func(_, added uint64) {
-		gained += added
+		res.Sent += added
 		sent.Add(added)
 	}
-	s := sender.New(l, id, up.URL(), up, opts)
+	src := run.Source()
+	s := sender.New(src, id, up.URL(), up, opts)
 	err = s.Run(ctx)
-	res.Sent = gained
-	res.HighWater = s.Acked()
-	if d := l.Damage(); err == nil && d != nil {
-		err = d // the valid prefix is synced; the log ends in damage
+	if run.File != nil {
+		if d := run.File.Damage(); err == nil && d != nil {
+			err = d // the valid prefix is synced; the log ends in damage
+		}
 	}
+	res.HighWater, res.LastSeq = s.Acked(), src.LastSeq()
 	syncOutcome(&res, err)
 	return res
 }
@@ -408,209 +379,6 @@ func syncOutcome(res *syncRun, err error) {
 		res.Result = syncFailed
 		res.Error = err.Error()
 	}
-}
-
-// syncHeld syncs a run whose log another process holds. The service on the
-// root, when it answers for the run, sends the records as stored (the same
-// connection runlog replay uses); otherwise the run is skipped and the
-// holder named.
-func syncHeld(ctx context.Context, c syncConfig, up *sender.Hub, id, path string, res *syncRun, log *slog.Logger, sent *atomic.Uint64) {
-	svc, err := replayDial(ctx, c.root, id)
-	if err != nil {
-		res.Result = syncSkipped
-		res.Error = replayLockedError(c.root, id, path, err).Error()
-		return
-	}
-	defer svc.conn.Close()
-	res.ThroughService = true
-	p := &servicePush{svc: svc, up: up, id: id, path: path, onAck: func(_, added uint64) {
-		res.Sent += added
-		sent.Add(added)
-	}}
-	err = p.run(ctx, c.retryOptions(log))
-	if err != nil && !errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("sync run %s to %s through the service: %w", id, up.URL(), err)
-	}
-	res.HighWater, res.LastSeq = p.acked, p.last
-	syncOutcome(res, err)
-}
-
-// Bounds of a push through the service, as the sender's defaults: a batch
-// holds at most servicePushRecords records or servicePushBytes bytes (a
-// larger record goes alone), and at most servicePushInflight batches wait
-// for their ack.
-const (
-	servicePushRecords  = 4096
-	servicePushBytes    = 1 << 20
-	servicePushInflight = 4
-)
-
-// servicePush pushes a run to the hub from the service that holds its log.
-// Like a sender it starts each session at the hub's mark and sends the
-// record at it (the hub's identity check) and those after it exactly as
-// stored, but it reads them from the service's
-// Read stream (encoded) and leaves the cursor alone: only the service may
-// write the log. Memory stays bounded: one batch being filled, the batches
-// in flight, and the gRPC windows.
-type servicePush struct {
-	svc   *replayService
-	up    sender.Upstream
-	id    string
-	path  string // the log's, for errors
-	onAck func(highWater, added uint64)
-
-	acked uint64 // the hub's mark as last acknowledged
-	last  uint64 // the last seq the service sent (the log's end when a session ends)
-}
-
-// run pushes until the hub holds every record the service sent, retrying
-// failed sessions as a sender does (sender.Retry with opts). A damaged
-// record ends it with an error wrapping a *wal.CorruptError once the
-// records before it are acknowledged.
-func (p *servicePush) run(ctx context.Context, opts sender.Options) error {
-	return sender.Retry(ctx, opts, p.session)
-}
-
-// session asks the hub for its mark, reads the run from it through the
-// service and sends the rest in batches, several in flight, until the
-// service's stream ends and every batch is acknowledged.
-func (p *servicePush) session(ctx context.Context) (progressed bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	st, err := p.up.Open(ctx, p.id)
-	if err != nil {
-		return false, err
-	}
-	defer st.Close()
-
-	type inflight struct{ batch, last uint64 }
-	var pending []inflight
-	// recv takes the next ack. A Send that failed with io.EOF (the hub
-	// ended the session) learns the reason here too.
-	recv := func() error {
-		b, hw, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		if len(pending) == 0 || b != pending[0].batch {
-			return status.Errorf(codes.Internal, "hub answered batch %d out of order", b)
-		}
-		want := pending[0]
-		pending = pending[1:]
-		if hw < want.last {
-			return status.Errorf(codes.Internal, "hub acknowledged up to seq %d a batch ending at %d", hw, want.last)
-		}
-		if hw > p.acked {
-			p.onAck(hw, hw-p.acked)
-			p.acked = hw
-			progressed = true
-		}
-		return nil
-	}
-	send := func(batch uint64, recs [][]byte) error {
-		err := st.Send(batch, recs)
-		if !errors.Is(err, io.EOF) {
-			return err
-		}
-		for {
-			if _, _, err := st.Recv(); err != nil {
-				return err
-			}
-		}
-	}
-
-	if err := send(0, nil); err != nil {
-		return false, err
-	}
-	_, hw, err := st.Recv()
-	if err != nil {
-		return false, err
-	}
-	p.acked = hw
-	// The record at the mark is sent again: the hub compares it with its
-	// own and refuses another run that uses the same id (ALREADY_EXISTS).
-	// Its ack leaves the mark where it is. A log that lacks it is not the
-	// run the hub holds.
-	from, check := max(hw, 1), hw > 0
-	rs, err := p.svc.c.Read(ctx, &runlogv1.ReadRequest{RunId: p.id, FromSeq: from, Encoded: true})
-	if err != nil {
-		return false, fmt.Errorf("read through the service: %w", err)
-	}
-	var (
-		next    = from // the seq of the next record the service sends
-		batch   uint64
-		recs    [][]byte
-		size    int
-		readErr error
-	)
-	flush := func() error {
-		if len(recs) == 0 {
-			return nil
-		}
-		for len(pending) >= servicePushInflight {
-			if err := recv(); err != nil {
-				return err
-			}
-		}
-		batch++
-		if err := send(batch, recs); err != nil {
-			return err
-		}
-		// Send encoded the request: the slice may be reused.
-		pending = append(pending, inflight{batch: batch, last: next - 1})
-		clear(recs)
-		recs, size = recs[:0], 0
-		return nil
-	}
-	for readErr == nil {
-		resp, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-		for _, r := range resp.GetEncoded() {
-			check = false
-			if len(recs) > 0 && (len(recs) >= servicePushRecords || size+len(r) > servicePushBytes) {
-				if err := flush(); err != nil {
-					return progressed, err
-				}
-			}
-			recs = append(recs, r)
-			size += len(r)
-			next++
-		}
-	}
-	if readErr == nil && check {
-		return false, fmt.Errorf("%w: the hub holds %d records of run %s, the service's log fewer; was another run with the same id synced there?",
-			sender.ErrConflict, hw, p.id)
-	}
-	// What was read goes out before a damaged record is reported.
-	if err := flush(); err != nil {
-		return progressed, err
-	}
-	for len(pending) > 0 {
-		if err := recv(); err != nil {
-			return progressed, err
-		}
-	}
-	switch {
-	case readErr == nil:
-		p.last = next - 1
-		return progressed, nil
-	case status.Code(readErr) == codes.DataLoss:
-		p.last = next - 1
-		// The service's message wraps the log's *wal.CorruptError: keep
-		// what it says about the record.
-		msg := status.Convert(readErr).Message()
-		if _, what, ok := strings.Cut(msg, fmt.Sprintf("corrupt record at seq %d: ", next)); ok {
-			msg = what
-		}
-		return progressed, &wal.CorruptError{Path: p.path, Seq: next, Err: errors.New(msg)}
-	}
-	return progressed, fmt.Errorf("read through the service: %w", readErr)
 }
 
 // syncLine is the line printed for one run.

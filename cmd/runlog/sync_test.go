@@ -232,7 +232,7 @@ func TestSyncSkipsRunHeldByAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	os.WriteFile(filepath.Join(root, "service.lock"), []byte(fmt.Sprintf(`{"pid":%d}`, os.Getpid())), 0o600)
+	os.WriteFile(rootAt(root).Lock(), []byte(fmt.Sprintf(`{"pid":%d}`, os.Getpid())), 0o600)
 
 	code, rep, _ := syncJSONRun(t, "--root", root, "--upstream", h.URL, "--all")
 	if code != 0 || rep.Skipped != 1 || rep.Synced != 1 {

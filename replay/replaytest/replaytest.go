@@ -11,8 +11,8 @@ import (
 	"time"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
-	"github.com/runlog/runlog/wal"
 	"github.com/runlog/runlog/root"
+	"github.com/runlog/runlog/wal"
 )
 
 // Start is the time of the first record of a run written by this package.
