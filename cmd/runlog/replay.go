@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -298,80 +297,7 @@ func replayState(run *local.Run, o *replayOpts, w *bufio.Writer) error {
 		w.Write(append(replay.AppendStateJSON(nil, s), '\n'))
 		return nil
 	}
-	replayStateText(w, s)
-	return nil
-}
-
-func replayStateText(w *bufio.Writer, s *replay.State) {
-	p := s.Proto()
-	line := func(name, format string, args ...any) {
-		fmt.Fprintf(w, "%-10s %s\n", name, fmt.Sprintf(format, args...))
-	}
-	line("run", "%s", p.RunId)
-	st := replay.StatusName(p.Status)
-	if e := p.Exit; e != nil {
-		st += fmt.Sprintf(" (exit code %d", e.Code)
-		if e.Message != "" {
-			st += ", " + strconv.Quote(e.Message)
-		}
-		st += ")"
-	}
-	line("status", "%s", st)
-	if in := p.Info; in != nil {
-		for _, f := range []struct{ k, v string }{
-			{"project", in.Project}, {"name", in.Name}, {"group", in.Group}, {"entity", in.Entity},
-			{"job_type", in.JobType}, {"host", in.Host}, {"program", in.Program},
-			{"args", strings.Join(in.Args, " ")}, {"tags", strings.Join(in.Tags, ",")},
-			{"git", strings.TrimSpace(in.GitRemote + " " + in.GitCommit)}, {"notes", in.Notes},
-		} {
-			if f.v != "" {
-				line(f.k, "%s", f.v)
-			}
-		}
-	}
-	if p.Records == 0 {
-		line("records", "0")
-		return
-	}
-	line("records", "%d, seq 1..%d", p.Records, p.LastSeq)
-	line("time", "%s .. %s", replayTime(p.StartTimeUnixNano), replayTime(p.LastTimeUnixNano))
-	var kinds []string
-	for _, k := range replay.Kinds() {
-		if n := s.Count(k); n > 0 {
-			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-		}
-	}
-	line("kinds", "%s", strings.Join(kinds, ", "))
-	if p.LastStep >= 0 || p.HistoryRows > 0 {
-		line("history", "%d rows, last step %d", p.HistoryRows, p.LastStep)
-	} else {
-		line("history", "none")
-	}
-	if n := s.Count(replay.KindOutput); n > 0 {
-		line("output", "%d records, %d bytes", n, s.OutputBytes())
-	}
-	items := func(name string, items []*runlogv1.Item) {
-		line(name, "%d keys", len(items))
-		keys := make([]string, len(items))
-		for i, it := range items {
-			keys[i] = it.Key
-		}
-		width := 0
-		for _, k := range keys {
-			width = max(width, len(k))
-		}
-		width = min(width, 30)
-		for _, it := range items {
-			// Values in full, typed as in the JSON format.
-			fmt.Fprintf(w, "  %-*s  %s\n", width, it.Key, replay.AppendTypedValue(nil, it.Value))
-		}
-	}
-	items("config", p.Config)
-	items("summary", p.Summary)
-}
-
-func replayTime(ns int64) string {
-	return time.Unix(0, ns).UTC().Format(replay.TextTimeFormat)
+	return replay.WriteStateText(w, s)
 }
 
 // replayHistory writes the live history up to --at as CSV or JSON lines.
@@ -382,13 +308,7 @@ func replayHistory(run *local.Run, o *replayOpts, w *bufio.Writer) error {
 	}
 	var buf []byte
 	return replay.History(run, opts, func(r replay.Row) error {
-		buf = append(buf[:0], `{"seq":`...)
-		buf = strconv.AppendUint(buf, r.Seq, 10)
-		buf = append(buf, `,"step":`...)
-		buf = strconv.AppendInt(buf, r.Step, 10)
-		buf = append(buf, `,"items":`...)
-		buf = replay.AppendItems(buf, r.Items)
-		buf = append(buf, "}\n"...)
+		buf = append(replay.AppendRowJSON(buf[:0], r), '\n')
 		_, err := w.Write(buf)
 		return err
 	})
