@@ -1,7 +1,13 @@
 // Package sender pushes a run's log upstream: one Sender per (run,
-// upstream) tails the run's wal from where the upstream stands and sends its
+// upstream) tails the run's log from where the upstream stands and sends its
 // records in batches, several in flight, until the run is finished and every
 // record is acknowledged.
+//
+// The log is a Source, an interface this package owns: a run's wal file
+// (*wal.Log), or the same run read through the service that holds the file
+// (package local). A Source that is also Marks keeps the sender's cursor and
+// last error beside the records; one that is not is pushed all the same,
+// from the upstream's mark, and keeps neither.
 //
 // # Invariants
 //

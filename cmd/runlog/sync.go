@@ -77,46 +77,20 @@ func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *
 
 func cmdSync(args []string) int { return runSync(args, os.Stdout, os.Stderr) }
 
-// Results of one run's sync, as printed and in --json.
-const (
-	syncSynced   = "synced"     // records were sent and acknowledged
-	syncUpToDate = "up_to_date" // the hub held everything already
-	syncDamaged  = "damaged"    // the valid prefix synced, then a damaged record
-	syncFailed   = "failed"     // the hub refused or could not be reached
-	syncSkipped  = "skipped"    // a process that is not a service holds the run's log
-)
-
-// syncRun is one run's outcome.
-type syncRun struct {
-	RunID  string `json:"run_id"`
-	Result string `json:"result"`
-	// Sent is how many records the hub gained.
-	Sent uint64 `json:"sent"`
-	// HighWater is the hub's mark after the sync (records 1..high_water).
-	HighWater  uint64  `json:"high_water"`
-	LastSeq    uint64  `json:"last_seq"`
-	DamagedSeq uint64  `json:"damaged_seq,omitempty"`
-	Error      string  `json:"error,omitempty"`
-	Seconds    float64 `json:"seconds"`
-	// ThroughService is set when a running service held the log and the
-	// records were read through it.
-	ThroughService bool `json:"through_service,omitempty"`
-}
-
 // syncReport is the --json output.
 type syncReport struct {
-	Upstream      string    `json:"upstream"`
-	Runs          []syncRun `json:"runs"`
-	Total         int       `json:"total"`
-	Synced        int       `json:"synced"`
-	UpToDate      int       `json:"up_to_date"`
-	Damaged       int       `json:"damaged"`
-	Failed        int       `json:"failed"`
-	Skipped       int       `json:"skipped"`
-	RecordsSent   uint64    `json:"records_sent"`
-	Seconds       float64   `json:"seconds"`
-	RecordsPerSec float64   `json:"records_per_sec"`
-	OK            bool      `json:"ok"`
+	Upstream      string         `json:"upstream"`
+	Runs          []local.Pushed `json:"runs"`
+	Total         int            `json:"total"`
+	Synced        int            `json:"synced"`
+	UpToDate      int            `json:"up_to_date"`
+	Damaged       int            `json:"damaged"`
+	Failed        int            `json:"failed"`
+	Skipped       int            `json:"skipped"`
+	RecordsSent   uint64         `json:"records_sent"`
+	Seconds       float64        `json:"seconds"`
+	RecordsPerSec float64        `json:"records_per_sec"`
+	OK            bool           `json:"ok"`
 }
 
 type syncConfig struct {
@@ -246,11 +220,8 @@ func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncRepor
 		return nil, err
 	}
 	defer up.Close()
-	rep := &syncReport{Upstream: up.URL(), Runs: make([]syncRun, len(c.runs)), Total: len(c.runs)}
-	var (
-		sent atomic.Uint64
-		done atomic.Int64
-	)
+	rep := &syncReport{Upstream: up.URL(), Total: len(c.runs)}
+	var sent, done atomic.Uint64
 	log := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := time.Now()
 
@@ -276,23 +247,10 @@ func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncRepor
 		}()
 	}
 
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(c.parallel, max(len(c.runs), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				rep.Runs[i] = syncOne(ctx, c, up, c.runs[i], log, &sent)
-				done.Add(1)
-			}
-		}()
-	}
-	for i := range c.runs {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	// Every push retries c.retries failed sessions in a row, waits capped
+	// at five seconds.
+	opts := sender.Options{Logger: log, MaxAttempts: c.retries, BackoffMax: 5 * time.Second}
+	rep.Runs = local.PushAll(ctx, c.dir, c.runs, sender.Target{URL: up.URL(), Up: up}, c.parallel, opts, &sent, &done)
 	close(stopProgress)
 	progressDone.Wait()
 
@@ -300,15 +258,15 @@ func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncRepor
 	for _, r := range rep.Runs {
 		rep.RecordsSent += r.Sent
 		switch r.Result {
-		case syncSynced:
+		case local.Synced:
 			rep.Synced++
-		case syncUpToDate:
+		case local.UpToDate:
 			rep.UpToDate++
-		case syncDamaged:
+		case local.Damaged:
 			rep.Damaged++
-		case syncFailed:
+		case local.Failed:
 			rep.Failed++
-		case syncSkipped:
+		case local.Skipped:
 			rep.Skipped++
 		}
 	}
@@ -319,82 +277,20 @@ func syncRuns(ctx context.Context, c syncConfig, progress io.Writer) (*syncRepor
 	return rep, nil
 }
 
-// syncOne syncs one run with a Sender: from its log file, which keeps the
-// sender's cursor, or through the service that holds it.
-func syncOne(ctx context.Context, c syncConfig, up *sender.Hub, id string, log *slog.Logger, sent *atomic.Uint64) (res syncRun) {
-	start := time.Now()
-	res = syncRun{RunID: id}
-	defer func() { res.Seconds = time.Since(start).Seconds() }()
-	// Read-write, so the cursor and the last error are kept beside the
-	// records.
-	run, err := local.Open(ctx, local.RunRef(c.dir, id), local.Options{Write: true, LockTimeout: 200 * time.Millisecond})
-	var held *local.HeldError
-	switch {
-	case errors.As(err, &held):
-		res.Result = syncSkipped
-		res.Error = err.Error()
-		return res
-	case errors.Is(err, wal.ErrNotExist):
-		res.Result = syncFailed
-		res.Error = fmt.Sprintf("no run %s under %s", id, c.dir)
-		return res
-	case err != nil:
-		res.Result = syncFailed
-		res.Error = err.Error()
-		return res
-	}
-	defer run.Close()
-	res.ThroughService = run.ThroughService()
-	opts := sender.Options{Logger: log, MaxAttempts: c.retries, BackoffMax: 5 * time.Second, Drain: true}
-	opts.OnAck = func(_, added uint64) {
-		res.Sent += added
-		sent.Add(added)
-	}
-	src := run.Source()
-	s := sender.New(src, id, up.URL(), up, opts)
-	err = s.Run(ctx)
-	if run.File != nil {
-		if d := run.File.Damage(); err == nil && d != nil {
-			err = d // the valid prefix is synced; the log ends in damage
-		}
-	}
-	res.HighWater, res.LastSeq = s.Acked(), src.LastSeq()
-	syncOutcome(&res, err)
-	return res
-}
-
-// syncOutcome sets res's result from how its push ended.
-func syncOutcome(res *syncRun, err error) {
-	var corrupt *wal.CorruptError
-	switch {
-	case err == nil && res.Sent > 0:
-		res.Result = syncSynced
-	case err == nil:
-		res.Result = syncUpToDate
-	case errors.As(err, &corrupt):
-		res.Result = syncDamaged
-		res.DamagedSeq = corrupt.Seq
-		res.Error = fmt.Sprintf("damaged record at seq %d: %v", corrupt.Seq, corrupt.Err)
-	default:
-		res.Result = syncFailed
-		res.Error = err.Error()
-	}
-}
-
 // syncLine is the line printed for one run.
-func syncLine(r syncRun) string {
+func syncLine(r local.Pushed) string {
 	via := ""
 	if r.ThroughService {
 		via = " through the service"
 	}
 	switch r.Result {
-	case syncSynced:
+	case local.Synced:
 		return fmt.Sprintf("run %s: synced %d records%s, hub holds 1..%d", r.RunID, r.Sent, via, r.HighWater)
-	case syncUpToDate:
+	case local.UpToDate:
 		return fmt.Sprintf("run %s: up to date, hub holds 1..%d, nothing sent", r.RunID, r.HighWater)
-	case syncDamaged:
+	case local.Damaged:
 		return fmt.Sprintf("run %s: %s; synced the records before it (hub holds 1..%d, %d sent)", r.RunID, r.Error, r.HighWater, r.Sent)
-	case syncSkipped:
+	case local.Skipped:
 		return fmt.Sprintf("run %s: skipped: %s", r.RunID, r.Error)
 	}
 	return fmt.Sprintf("run %s: failed: %s", r.RunID, r.Error)
