@@ -140,21 +140,25 @@ Flags:
 
 func rowFromSummary(s *runlogv1.RunSummary) runRow {
 	state := replay.StatusName(s.GetStatus())
-	if s.GetError() != "" && s.GetStatus() == runlogv1.RunStatus_RUN_STATUS_UNSPECIFIED {
+	switch {
+	case s.GetFirstBadSeq() != 0:
+		state = "damaged"
+	case s.GetError() != "" && s.GetStatus() == runlogv1.RunStatus_RUN_STATUS_UNSPECIFIED:
 		state = "" // unread, not unknown
 	}
 	return runRow{
-		ID:         s.GetRunId(),
-		Project:    s.GetProject(),
-		Name:       s.GetName(),
-		State:      state,
-		Records:    s.GetLastSeq(),
-		LastStep:   s.GetLastStep(),
-		SizeBytes:  s.GetSizeBytes(),
-		Open:       s.GetOpen(),
-		Cursors:    s.GetCursors(),
-		SyncErrors: s.GetSyncErrors(),
-		Error:      s.GetError(),
+		ID:          s.GetRunId(),
+		Project:     s.GetProject(),
+		Name:        s.GetName(),
+		State:       state,
+		Records:     s.GetLastSeq(),
+		LastStep:    s.GetLastStep(),
+		SizeBytes:   s.GetSizeBytes(),
+		Open:        s.GetOpen(),
+		Cursors:     s.GetCursors(),
+		SyncErrors:  s.GetSyncErrors(),
+		Error:       s.GetError(),
+		FirstBadSeq: s.GetFirstBadSeq(),
 	}
 }
 

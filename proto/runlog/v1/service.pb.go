@@ -989,7 +989,10 @@ type RunSummary struct {
 	Open       bool              `protobuf:"varint,10,opt,name=open,proto3" json:"open,omitempty"`
 	// Set when the run could not be read (for example another process holds
 	// its log); the other fields but run_id may then be empty.
-	Error         string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// For a damaged log, the first record that cannot be read; last_seq then
+	// counts the valid records before it, and error says so.
+	FirstBadSeq   uint64 `protobuf:"varint,12,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1099,6 +1102,13 @@ func (x *RunSummary) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *RunSummary) GetFirstBadSeq() uint64 {
+	if x != nil {
+		return x.FirstBadSeq
+	}
+	return 0
 }
 
 type ListRunsResponse struct {
@@ -1602,7 +1612,7 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\x0fTeardownRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x12\n" +
 	"\x10TeardownResponse\"\x11\n" +
-	"\x0fListRunsRequest\"\x81\x04\n" +
+	"\x0fListRunsRequest\"\xa5\x04\n" +
 	"\n" +
 	"RunSummary\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
@@ -1618,7 +1628,8 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"syncErrors\x12\x12\n" +
 	"\x04open\x18\n" +
 	" \x01(\bR\x04open\x12\x14\n" +
-	"\x05error\x18\v \x01(\tR\x05error\x1a:\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12\"\n" +
+	"\rfirst_bad_seq\x18\f \x01(\x04R\vfirstBadSeq\x1a:\n" +
 	"\fCursorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a=\n" +

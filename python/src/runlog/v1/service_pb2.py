@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from runlog.v1 import record_pb2 as runlog_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17runlog/v1/service.proto\x12\trunlog.v1\x1a\x16runlog/v1/record.proto\"\xb0\x01\n\x0bInitRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12%\n\x06resume\x18\x02 \x01(\x0e\x32\x15.runlog.v1.ResumeMode\x12!\n\x04mode\x18\x03 \x01(\x0e\x32\x13.runlog.v1.SyncMode\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12 \n\x04info\x18\x05 \x01(\x0b\x32\x12.runlog.v1.RunInfo\x12\x12\n\nclient_pid\x18\x06 \x01(\x03\"\xa9\x01\n\x0cInitResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07resumed\x18\x03 \x01(\x08\x12\x10\n\x08last_seq\x18\x04 \x01(\x04\x12\x11\n\tlast_step\x18\x05 \x01(\x03\x12\x18\n\x10\x61\x63ked_client_seq\x18\x06 \x01(\x04\x12\x0c\n\x04path\x18\x07 \x01(\t\x12\x18\n\x10max_record_bytes\x18\x08 \x01(\x04\"S\n\x0ePublishRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x03 \x01(\x04\x12\x0f\n\x07records\x18\x04 \x03(\x0c\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"O\n\tRejection\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x1f\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x10.runlog.v1.Error\x12\r\n\x05index\x18\x03 \x01(\r\"\xa7\x01\n\x0fPublishResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x02 \x01(\x04\x12\x18\n\x10\x61\x63ked_client_seq\x18\x03 \x01(\x04\x12\x10\n\x08last_seq\x18\x04 \x01(\x04\x12(\n\nrejections\x18\x05 \x03(\x0b\x32\x14.runlog.v1.Rejection\x12\x1f\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x10.runlog.v1.Error\"Q\n\rFinishRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x1d\n\x04\x65xit\x18\x03 \x01(\x0b\x32\x0f.runlog.v1.Exit\"-\n\x0e\x46inishResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"I\n\x0cQueryRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x14\n\x0chistory_keys\x18\x02 \x03(\t\x12\x13\n\x0bmax_samples\x18\x03 \x01(\r\"^\n\rQueryResponse\x12\"\n\x05state\x18\x01 \x01(\x0b\x32\x13.runlog.v1.RunState\x12)\n\x07history\x18\x02 \x03(\x0b\x32\x18.runlog.v1.HistorySample\"$\n\x0fTeardownRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\x12\n\x10TeardownResponse\"\x11\n\x0fListRunsRequest\"\x8b\x03\n\nRunSummary\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12$\n\x06status\x18\x04 \x01(\x0e\x32\x14.runlog.v1.RunStatus\x12\x10\n\x08last_seq\x18\x05 \x01(\x04\x12\x11\n\tlast_step\x18\x06 \x01(\x03\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x33\n\x07\x63ursors\x18\x08 \x03(\x0b\x32\".runlog.v1.RunSummary.CursorsEntry\x12:\n\x0bsync_errors\x18\t \x03(\x0b\x32%.runlog.v1.RunSummary.SyncErrorsEntry\x12\x0c\n\x04open\x18\n \x01(\x08\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x1a.\n\x0c\x43ursorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x31\n\x0fSyncErrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\x10ListRunsResponse\x12#\n\x04runs\x18\x01 \x03(\x0b\x32\x15.runlog.v1.RunSummary\"`\n\x0bReadRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x04\x12\x0e\n\x06to_seq\x18\x03 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x0f\n\x07\x65ncoded\x18\x05 \x01(\x08\"g\n\x0cReadResponse\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.runlog.v1.Record\x12\x0f\n\x07\x65ncoded\x18\x02 \x03(\x0c\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x10\n\x08\x66inished\x18\x04 \x01(\x08\":\n\rCorruptRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x1f\n\rVerifyRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"5\n\x07Problem\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"u\n\x0eVerifyResponse\x12\x0f\n\x07records\x18\x01 \x01(\x04\x12$\n\x08problems\x18\x02 \x03(\x0b\x32\x12.runlog.v1.Problem\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x04\x12\x15\n\rlast_good_seq\x18\x04 \x01(\x04*m\n\nResumeMode\x12\x1b\n\x17RESUME_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11RESUME_MODE_NEVER\x10\x01\x12\x15\n\x11RESUME_MODE_ALLOW\x10\x02\x12\x14\n\x10RESUME_MODE_MUST\x10\x03*R\n\x08SyncMode\x12\x19\n\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10SYNC_MODE_ONLINE\x10\x01\x12\x15\n\x11SYNC_MODE_OFFLINE\x10\x02\x32\x86\x04\n\x06Runlog\x12\x37\n\x04Init\x12\x16.runlog.v1.InitRequest\x1a\x17.runlog.v1.InitResponse\x12\x44\n\x07Publish\x12\x19.runlog.v1.PublishRequest\x1a\x1a.runlog.v1.PublishResponse(\x01\x30\x01\x12=\n\x06\x46inish\x12\x18.runlog.v1.FinishRequest\x1a\x19.runlog.v1.FinishResponse\x12:\n\x05Query\x12\x17.runlog.v1.QueryRequest\x1a\x18.runlog.v1.QueryResponse\x12\x43\n\x08Teardown\x12\x1a.runlog.v1.TeardownRequest\x1a\x1b.runlog.v1.TeardownResponse\x12\x43\n\x08ListRuns\x12\x1a.runlog.v1.ListRunsRequest\x1a\x1b.runlog.v1.ListRunsResponse\x12\x39\n\x04Read\x12\x16.runlog.v1.ReadRequest\x1a\x17.runlog.v1.ReadResponse0\x01\x12=\n\x06Verify\x12\x18.runlog.v1.VerifyRequest\x1a\x19.runlog.v1.VerifyResponseB3Z1github.com/runlog/runlog/proto/runlog/v1;runlogv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17runlog/v1/service.proto\x12\trunlog.v1\x1a\x16runlog/v1/record.proto\"\xb0\x01\n\x0bInitRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12%\n\x06resume\x18\x02 \x01(\x0e\x32\x15.runlog.v1.ResumeMode\x12!\n\x04mode\x18\x03 \x01(\x0e\x32\x13.runlog.v1.SyncMode\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12 \n\x04info\x18\x05 \x01(\x0b\x32\x12.runlog.v1.RunInfo\x12\x12\n\nclient_pid\x18\x06 \x01(\x03\"\xa9\x01\n\x0cInitResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0f\n\x07resumed\x18\x03 \x01(\x08\x12\x10\n\x08last_seq\x18\x04 \x01(\x04\x12\x11\n\tlast_step\x18\x05 \x01(\x03\x12\x18\n\x10\x61\x63ked_client_seq\x18\x06 \x01(\x04\x12\x0c\n\x04path\x18\x07 \x01(\t\x12\x18\n\x10max_record_bytes\x18\x08 \x01(\x04\"S\n\x0ePublishRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x03 \x01(\x04\x12\x0f\n\x07records\x18\x04 \x03(\x0c\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"O\n\tRejection\x12\x12\n\nclient_seq\x18\x01 \x01(\x04\x12\x1f\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x10.runlog.v1.Error\x12\r\n\x05index\x18\x03 \x01(\r\"\xa7\x01\n\x0fPublishResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05\x62\x61tch\x18\x02 \x01(\x04\x12\x18\n\x10\x61\x63ked_client_seq\x18\x03 \x01(\x04\x12\x10\n\x08last_seq\x18\x04 \x01(\x04\x12(\n\nrejections\x18\x05 \x03(\x0b\x32\x14.runlog.v1.Rejection\x12\x1f\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x10.runlog.v1.Error\"Q\n\rFinishRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x1d\n\x04\x65xit\x18\x03 \x01(\x0b\x32\x0f.runlog.v1.Exit\"-\n\x0e\x46inishResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"I\n\x0cQueryRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x14\n\x0chistory_keys\x18\x02 \x03(\t\x12\x13\n\x0bmax_samples\x18\x03 \x01(\r\"^\n\rQueryResponse\x12\"\n\x05state\x18\x01 \x01(\x0b\x32\x13.runlog.v1.RunState\x12)\n\x07history\x18\x02 \x03(\x0b\x32\x18.runlog.v1.HistorySample\"$\n\x0fTeardownRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\x12\n\x10TeardownResponse\"\x11\n\x0fListRunsRequest\"\xa2\x03\n\nRunSummary\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12$\n\x06status\x18\x04 \x01(\x0e\x32\x14.runlog.v1.RunStatus\x12\x10\n\x08last_seq\x18\x05 \x01(\x04\x12\x11\n\tlast_step\x18\x06 \x01(\x03\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x33\n\x07\x63ursors\x18\x08 \x03(\x0b\x32\".runlog.v1.RunSummary.CursorsEntry\x12:\n\x0bsync_errors\x18\t \x03(\x0b\x32%.runlog.v1.RunSummary.SyncErrorsEntry\x12\x0c\n\x04open\x18\n \x01(\x08\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x15\n\rfirst_bad_seq\x18\x0c \x01(\x04\x1a.\n\x0c\x43ursorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x31\n\x0fSyncErrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\x10ListRunsResponse\x12#\n\x04runs\x18\x01 \x03(\x0b\x32\x15.runlog.v1.RunSummary\"`\n\x0bReadRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x04\x12\x0e\n\x06to_seq\x18\x03 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x0f\n\x07\x65ncoded\x18\x05 \x01(\x08\"g\n\x0cReadResponse\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.runlog.v1.Record\x12\x0f\n\x07\x65ncoded\x18\x02 \x03(\x0c\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x10\n\x08\x66inished\x18\x04 \x01(\x08\":\n\rCorruptRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x1f\n\rVerifyRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"5\n\x07Problem\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"u\n\x0eVerifyResponse\x12\x0f\n\x07records\x18\x01 \x01(\x04\x12$\n\x08problems\x18\x02 \x03(\x0b\x32\x12.runlog.v1.Problem\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x04\x12\x15\n\rlast_good_seq\x18\x04 \x01(\x04*m\n\nResumeMode\x12\x1b\n\x17RESUME_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11RESUME_MODE_NEVER\x10\x01\x12\x15\n\x11RESUME_MODE_ALLOW\x10\x02\x12\x14\n\x10RESUME_MODE_MUST\x10\x03*R\n\x08SyncMode\x12\x19\n\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10SYNC_MODE_ONLINE\x10\x01\x12\x15\n\x11SYNC_MODE_OFFLINE\x10\x02\x32\x86\x04\n\x06Runlog\x12\x37\n\x04Init\x12\x16.runlog.v1.InitRequest\x1a\x17.runlog.v1.InitResponse\x12\x44\n\x07Publish\x12\x19.runlog.v1.PublishRequest\x1a\x1a.runlog.v1.PublishResponse(\x01\x30\x01\x12=\n\x06\x46inish\x12\x18.runlog.v1.FinishRequest\x1a\x19.runlog.v1.FinishResponse\x12:\n\x05Query\x12\x17.runlog.v1.QueryRequest\x1a\x18.runlog.v1.QueryResponse\x12\x43\n\x08Teardown\x12\x1a.runlog.v1.TeardownRequest\x1a\x1b.runlog.v1.TeardownResponse\x12\x43\n\x08ListRuns\x12\x1a.runlog.v1.ListRunsRequest\x1a\x1b.runlog.v1.ListRunsResponse\x12\x39\n\x04Read\x12\x16.runlog.v1.ReadRequest\x1a\x17.runlog.v1.ReadResponse0\x01\x12=\n\x06Verify\x12\x18.runlog.v1.VerifyRequest\x1a\x19.runlog.v1.VerifyResponseB3Z1github.com/runlog/runlog/proto/runlog/v1;runlogv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNSUMMARY_CURSORSENTRY']._serialized_options = b'8\001'
   _globals['_RUNSUMMARY_SYNCERRORSENTRY']._loaded_options = None
   _globals['_RUNSUMMARY_SYNCERRORSENTRY']._serialized_options = b'8\001'
-  _globals['_RESUMEMODE']._serialized_start=2092
-  _globals['_RESUMEMODE']._serialized_end=2201
-  _globals['_SYNCMODE']._serialized_start=2203
-  _globals['_SYNCMODE']._serialized_end=2285
+  _globals['_RESUMEMODE']._serialized_start=2115
+  _globals['_RESUMEMODE']._serialized_end=2224
+  _globals['_SYNCMODE']._serialized_start=2226
+  _globals['_SYNCMODE']._serialized_end=2308
   _globals['_INITREQUEST']._serialized_start=63
   _globals['_INITREQUEST']._serialized_end=239
   _globals['_INITRESPONSE']._serialized_start=242
@@ -68,25 +68,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRUNSREQUEST']._serialized_start=1148
   _globals['_LISTRUNSREQUEST']._serialized_end=1165
   _globals['_RUNSUMMARY']._serialized_start=1168
-  _globals['_RUNSUMMARY']._serialized_end=1563
-  _globals['_RUNSUMMARY_CURSORSENTRY']._serialized_start=1466
-  _globals['_RUNSUMMARY_CURSORSENTRY']._serialized_end=1512
-  _globals['_RUNSUMMARY_SYNCERRORSENTRY']._serialized_start=1514
-  _globals['_RUNSUMMARY_SYNCERRORSENTRY']._serialized_end=1563
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1565
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1620
-  _globals['_READREQUEST']._serialized_start=1622
-  _globals['_READREQUEST']._serialized_end=1718
-  _globals['_READRESPONSE']._serialized_start=1720
-  _globals['_READRESPONSE']._serialized_end=1823
-  _globals['_CORRUPTRECORD']._serialized_start=1825
-  _globals['_CORRUPTRECORD']._serialized_end=1883
-  _globals['_VERIFYREQUEST']._serialized_start=1885
-  _globals['_VERIFYREQUEST']._serialized_end=1916
-  _globals['_PROBLEM']._serialized_start=1918
-  _globals['_PROBLEM']._serialized_end=1971
-  _globals['_VERIFYRESPONSE']._serialized_start=1973
-  _globals['_VERIFYRESPONSE']._serialized_end=2090
-  _globals['_RUNLOG']._serialized_start=2288
-  _globals['_RUNLOG']._serialized_end=2806
+  _globals['_RUNSUMMARY']._serialized_end=1586
+  _globals['_RUNSUMMARY_CURSORSENTRY']._serialized_start=1489
+  _globals['_RUNSUMMARY_CURSORSENTRY']._serialized_end=1535
+  _globals['_RUNSUMMARY_SYNCERRORSENTRY']._serialized_start=1537
+  _globals['_RUNSUMMARY_SYNCERRORSENTRY']._serialized_end=1586
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1588
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1643
+  _globals['_READREQUEST']._serialized_start=1645
+  _globals['_READREQUEST']._serialized_end=1741
+  _globals['_READRESPONSE']._serialized_start=1743
+  _globals['_READRESPONSE']._serialized_end=1846
+  _globals['_CORRUPTRECORD']._serialized_start=1848
+  _globals['_CORRUPTRECORD']._serialized_end=1906
+  _globals['_VERIFYREQUEST']._serialized_start=1908
+  _globals['_VERIFYREQUEST']._serialized_end=1939
+  _globals['_PROBLEM']._serialized_start=1941
+  _globals['_PROBLEM']._serialized_end=1994
+  _globals['_VERIFYRESPONSE']._serialized_start=1996
+  _globals['_VERIFYRESPONSE']._serialized_end=2113
+  _globals['_RUNLOG']._serialized_start=2311
+  _globals['_RUNLOG']._serialized_end=2829
 # @@protoc_insertion_point(module_scope)

@@ -161,7 +161,7 @@ class ListRunsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class RunSummary(_message.Message):
-    __slots__ = ("run_id", "project", "name", "status", "last_seq", "last_step", "size_bytes", "cursors", "sync_errors", "open", "error")
+    __slots__ = ("run_id", "project", "name", "status", "last_seq", "last_step", "size_bytes", "cursors", "sync_errors", "open", "error", "first_bad_seq")
     class CursorsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +187,7 @@ class RunSummary(_message.Message):
     SYNC_ERRORS_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     project: str
     name: str
@@ -198,7 +199,8 @@ class RunSummary(_message.Message):
     sync_errors: _containers.ScalarMap[str, str]
     open: bool
     error: str
-    def __init__(self, run_id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_record_pb2.RunStatus, str]] = ..., last_seq: _Optional[int] = ..., last_step: _Optional[int] = ..., size_bytes: _Optional[int] = ..., cursors: _Optional[_Mapping[str, int]] = ..., sync_errors: _Optional[_Mapping[str, str]] = ..., open: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    first_bad_seq: int
+    def __init__(self, run_id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_record_pb2.RunStatus, str]] = ..., last_seq: _Optional[int] = ..., last_step: _Optional[int] = ..., size_bytes: _Optional[int] = ..., cursors: _Optional[_Mapping[str, int]] = ..., sync_errors: _Optional[_Mapping[str, str]] = ..., open: _Optional[bool] = ..., error: _Optional[str] = ..., first_bad_seq: _Optional[int] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs",)
