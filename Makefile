@@ -4,6 +4,7 @@
 #   make test    every test (Go with -race on the concurrent packages, Python)
 #   make bench   benchmarks (Go testing.B and runlog bench)
 #   make soak    long crash loops, not part of make test
+#   make fuzz    every fuzz target for FUZZTIME each (make test runs their corpora)
 #   make proto   regenerate protobuf code from pinned tool versions
 
 GO      ?= go
@@ -13,7 +14,9 @@ VENV    := .venv
 # Packages that run goroutines of their own get the race detector.
 RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/... ./hub/... ./web/... ./local/...
 
-.PHONY: all build demo test test-go test-python bench soak proto clean
+FUZZTIME ?= 10m
+
+.PHONY: all build demo test test-go test-python bench soak fuzz proto clean
 
 all: build
 
@@ -62,6 +65,13 @@ bench: build
 soak: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) RUNLOG_SOAK=1 $(GO) test -timeout 60m -run 'Soak|HubsOnPostgres' -v ./cmd/runlog/
 	$(GO) test -run '^$$' -fuzz '^FuzzWALFile$$' -fuzztime 10m ./wal/
+
+fuzz:
+	for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 proto:
 	bash scripts/genproto.sh

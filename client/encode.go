@@ -13,27 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
-)
-
-// Field numbers of the messages the hot path encodes by hand. They are facts
-// of proto/runlog/v1/record.proto; encode_test.go decodes the output with the
-// generated code to keep the two in step.
-const (
-	fRecordClientID  = 4
-	fRecordClientSeq = 5
-	fRecordHistory   = 12
-
-	fHistoryStep  = 1
-	fHistoryItems = 2
-
-	fItemKey   = 1
-	fItemValue = 2
-
-	fValueDouble = 1
-	fValueInt    = 2
-	fValueBool   = 3
-	fValueString = 4
-	fValueJSON   = 5
+	"github.com/runlog/runlog/wire"
 )
 
 // kind is the Value oneof case a field encodes to.
@@ -179,25 +159,25 @@ func (f *field) itemSize() int {
 }
 
 func (f *field) appendItem(b []byte) []byte {
-	b = protowire.AppendTag(b, fItemKey, protowire.BytesType)
+	b = protowire.AppendTag(b, wire.ItemKey, protowire.BytesType)
 	b = protowire.AppendString(b, f.key)
-	b = protowire.AppendTag(b, fItemValue, protowire.BytesType)
+	b = protowire.AppendTag(b, wire.ItemValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(f.valueSize()))
 	switch f.kind {
 	case kindDouble:
-		b = protowire.AppendTag(b, fValueDouble, protowire.Fixed64Type)
+		b = protowire.AppendTag(b, wire.ValueDouble, protowire.Fixed64Type)
 		b = protowire.AppendFixed64(b, f.num)
 	case kindInt:
-		b = protowire.AppendTag(b, fValueInt, protowire.VarintType)
+		b = protowire.AppendTag(b, wire.ValueInt, protowire.VarintType)
 		b = protowire.AppendVarint(b, f.num)
 	case kindBool:
-		b = protowire.AppendTag(b, fValueBool, protowire.VarintType)
+		b = protowire.AppendTag(b, wire.ValueBool, protowire.VarintType)
 		b = protowire.AppendVarint(b, f.num)
 	case kindString:
-		b = protowire.AppendTag(b, fValueString, protowire.BytesType)
+		b = protowire.AppendTag(b, wire.ValueString, protowire.BytesType)
 		b = protowire.AppendString(b, f.str)
 	default:
-		b = protowire.AppendTag(b, fValueJSON, protowire.BytesType)
+		b = protowire.AppendTag(b, wire.ValueJSON, protowire.BytesType)
 		b = protowire.AppendBytes(b, f.raw)
 	}
 	return b
@@ -233,9 +213,9 @@ func headerSize(clientID string, seq uint64) int {
 }
 
 func appendHeader(b []byte, clientID string, seq uint64) []byte {
-	b = protowire.AppendTag(b, fRecordClientID, protowire.BytesType)
+	b = protowire.AppendTag(b, wire.RecordClientID, protowire.BytesType)
 	b = protowire.AppendString(b, clientID)
-	b = protowire.AppendTag(b, fRecordClientSeq, protowire.VarintType)
+	b = protowire.AppendTag(b, wire.RecordClientSeq, protowire.VarintType)
 	return protowire.AppendVarint(b, seq)
 }
 
@@ -255,15 +235,15 @@ func historySize(clientID string, seq uint64, step int64, fields []field) (total
 // value historySize returned for the same arguments.
 func appendHistory(b []byte, clientID string, seq uint64, step int64, fields []field, body int) []byte {
 	b = appendHeader(b, clientID, seq)
-	b = protowire.AppendTag(b, fRecordHistory, protowire.BytesType)
+	b = protowire.AppendTag(b, wire.RecordHistory, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(body))
 	if step != 0 {
-		b = protowire.AppendTag(b, fHistoryStep, protowire.VarintType)
+		b = protowire.AppendTag(b, wire.HistoryStep, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(step))
 	}
 	for i := range fields {
 		f := &fields[i]
-		b = protowire.AppendTag(b, fHistoryItems, protowire.BytesType)
+		b = protowire.AppendTag(b, wire.HistoryItems, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(f.itemSize()))
 		b = f.appendItem(b)
 	}

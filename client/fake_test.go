@@ -14,11 +14,11 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/root"
+	"github.com/runlog/runlog/wire"
 )
 
 // fake is an in-memory service for fault injection the real one cannot be
@@ -250,21 +250,6 @@ func (f *fake) run(id string) *fakeRun {
 
 // peekSeq reads a record's client_seq without decoding the payload.
 func peekSeq(b []byte) uint64 {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0
-		}
-		b = b[n:]
-		if num == fRecordClientSeq && typ == protowire.VarintType {
-			v, _ := protowire.ConsumeVarint(b)
-			return v
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return 0
-		}
-		b = b[n:]
-	}
-	return 0
+	h, _ := wire.ParseHeader(b)
+	return h.ClientSeq
 }

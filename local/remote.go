@@ -11,13 +11,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // maxRecvBytes bounds one message from the service: a read chunk holds at
@@ -312,23 +312,8 @@ func marshal(recs []*runlogv1.Record) ([][]byte, error) {
 }
 
 // recordSeq returns the seq field of an encoded Record; ok is false when
-// the record has none or does not parse that far.
+// the record has none or does not parse.
 func recordSeq(data []byte) (seq uint64, ok bool) {
-	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
-		if n < 0 {
-			return 0, false
-		}
-		data = data[n:]
-		if num == 1 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(data)
-			return v, m >= 0
-		}
-		m := protowire.ConsumeFieldValue(num, typ, data)
-		if m < 0 {
-			return 0, false
-		}
-		data = data[m:]
-	}
-	return 0, false
+	h, err := wire.ParseHeader(data)
+	return h.Seq, err == nil && h.Seq != 0
 }

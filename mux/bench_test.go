@@ -21,6 +21,7 @@ import (
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/mux/muxtest"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wire"
 )
 
 // encoder builds history records of 10 scalar keys the way a fast client
@@ -51,12 +52,12 @@ func (e *encoder) batch(seq uint64, n int) [][]byte {
 	for i := range out {
 		start := len(e.arena)
 		s := seq + uint64(i)
-		e.arena = protowire.AppendTag(e.arena, 5, protowire.VarintType)
+		e.arena = protowire.AppendTag(e.arena, wire.RecordClientSeq, protowire.VarintType)
 		e.arena = protowire.AppendVarint(e.arena, s)
-		e.arena = protowire.AppendTag(e.arena, 12, protowire.BytesType)
+		e.arena = protowire.AppendTag(e.arena, wire.RecordHistory, protowire.BytesType)
 		step := uint64(s - 1)
 		e.arena = protowire.AppendVarint(e.arena, uint64(1+protowire.SizeVarint(step)+len(e.items)))
-		e.arena = protowire.AppendTag(e.arena, 1, protowire.VarintType)
+		e.arena = protowire.AppendTag(e.arena, wire.HistoryStep, protowire.VarintType)
 		e.arena = protowire.AppendVarint(e.arena, step)
 		e.arena = append(e.arena, e.items...)
 		out[i] = e.arena[start:len(e.arena):len(e.arena)]

@@ -23,6 +23,7 @@ import (
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // checkLeaks fails the test if goroutines started during it are still
@@ -204,7 +205,7 @@ var _ = fmt.Sprintf
 // what the protobuf encoder refuses to produce (invalid UTF-8).
 func rawHistory(clientSeq uint64, step int64, key string) []byte {
 	var value []byte
-	value = protowire.AppendTag(value, 1, protowire.Fixed64Type)
+	value = protowire.AppendTag(value, wire.ValueDouble, protowire.Fixed64Type)
 	value = protowire.AppendFixed64(value, 0x3ff0000000000000)
 	return rawRecord(clientSeq, step, key, value)
 }
@@ -212,19 +213,19 @@ func rawHistory(clientSeq uint64, step int64, key string) []byte {
 // rawRecord is rawHistory with an encoded Value.
 func rawRecord(clientSeq uint64, step int64, key string, value []byte) []byte {
 	var item []byte
-	item = protowire.AppendTag(item, 1, protowire.BytesType)
+	item = protowire.AppendTag(item, wire.ItemKey, protowire.BytesType)
 	item = protowire.AppendString(item, key)
-	item = protowire.AppendTag(item, 2, protowire.BytesType)
+	item = protowire.AppendTag(item, wire.ItemValue, protowire.BytesType)
 	item = protowire.AppendBytes(item, value)
 	var row []byte
-	row = protowire.AppendTag(row, 1, protowire.VarintType)
+	row = protowire.AppendTag(row, wire.HistoryStep, protowire.VarintType)
 	row = protowire.AppendVarint(row, uint64(step))
-	row = protowire.AppendTag(row, 2, protowire.BytesType)
+	row = protowire.AppendTag(row, wire.HistoryItems, protowire.BytesType)
 	row = protowire.AppendBytes(row, item)
 	var rec []byte
-	rec = protowire.AppendTag(rec, 5, protowire.VarintType)
+	rec = protowire.AppendTag(rec, wire.RecordClientSeq, protowire.VarintType)
 	rec = protowire.AppendVarint(rec, clientSeq)
-	rec = protowire.AppendTag(rec, 12, protowire.BytesType)
+	rec = protowire.AppendTag(rec, wire.RecordHistory, protowire.BytesType)
 	rec = protowire.AppendBytes(rec, row)
 	return rec
 }
@@ -271,7 +272,7 @@ func TestBadRecordsAreRefusedInBand(t *testing.T) {
 		{"invalid utf-8 value", func() []byte {
 			seq++
 			var v []byte
-			v = protowire.AppendTag(v, 4, protowire.BytesType)
+			v = protowire.AppendTag(v, wire.ValueString, protowire.BytesType)
 			v = protowire.AppendString(v, "\xfe")
 			return rawRecord(seq, step, "k", v)
 		}, codes.InvalidArgument, `record field history.items[0].value.string_value "\xfe" is not valid UTF-8`, true},

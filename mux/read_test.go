@@ -19,6 +19,7 @@ import (
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // readRaw reads a run through the service from seq from to seq to (0: the
@@ -53,19 +54,19 @@ func readRaw(t *testing.T, c runlogv1.RunlogClient, id string, from, to uint64, 
 // decoded record again changes its bytes.
 func outOfOrderHistory(clientSeq uint64, step int64) []byte {
 	var item []byte
-	item = protowire.AppendTag(item, 1, protowire.BytesType)
+	item = protowire.AppendTag(item, wire.ItemKey, protowire.BytesType)
 	item = protowire.AppendString(item, "loss")
-	item = protowire.AppendTag(item, 2, protowire.BytesType)
-	item = protowire.AppendBytes(item, protowire.AppendFixed64(protowire.AppendTag(nil, 1, protowire.Fixed64Type), 0x3ff0000000000000))
+	item = protowire.AppendTag(item, wire.ItemValue, protowire.BytesType)
+	item = protowire.AppendBytes(item, protowire.AppendFixed64(protowire.AppendTag(nil, wire.ValueDouble, protowire.Fixed64Type), 0x3ff0000000000000))
 	var row []byte
-	row = protowire.AppendTag(row, 2, protowire.BytesType)
+	row = protowire.AppendTag(row, wire.HistoryItems, protowire.BytesType)
 	row = protowire.AppendBytes(row, item)
-	row = protowire.AppendTag(row, 1, protowire.VarintType)
+	row = protowire.AppendTag(row, wire.HistoryStep, protowire.VarintType)
 	row = protowire.AppendVarint(row, uint64(step))
 	var rec []byte
-	rec = protowire.AppendTag(rec, 5, protowire.VarintType)
+	rec = protowire.AppendTag(rec, wire.RecordClientSeq, protowire.VarintType)
 	rec = protowire.AppendVarint(rec, clientSeq)
-	rec = protowire.AppendTag(rec, 12, protowire.BytesType)
+	rec = protowire.AppendTag(rec, wire.RecordHistory, protowire.BytesType)
 	rec = protowire.AppendBytes(rec, row)
 	return rec
 }

@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wire"
 )
 
 // Records arrive encoded and are written encoded (wal.AppendEncoded): the
@@ -17,25 +19,6 @@ import (
 // at least as strict as the protobuf decoder, so every record the service
 // writes decodes: valid wire format, the declared wire type for every known
 // field, valid UTF-8 in every string, at most one payload.
-
-// Field numbers of runlog.v1.Record the service reads or strips.
-const (
-	fieldSeq          = 1
-	fieldClientID     = 4
-	fieldClientSeq    = 5
-	fieldSynthesized  = 6
-	fieldPayloadFirst = 10
-	fieldRun          = 10
-	fieldConfig       = 11
-	fieldHistory      = 12
-	fieldSummary      = 13
-	fieldFile         = 15
-	fieldStats        = 16
-	fieldMetric       = 17
-	fieldRewind       = 19
-	fieldExit         = 20
-	fieldPayloadLast  = 20
-)
 
 // msgSchema describes one message type for the wire check.
 type msgSchema struct {
@@ -109,113 +92,108 @@ func (e *wireError) at(seg string) *wireError {
 
 // checkMessage checks that b is a valid encoding of the message s describes.
 func checkMessage(b []byte, s *msgSchema) *wireError {
-	msg := b
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(n))}
+	sc := wire.NewScanner(b)
+	at := 0 // where the field being read starts
+	for {
+		at = len(b) - len(sc.Rest())
+		if !sc.Next() {
+			break
 		}
-		at := len(msg) - len(b)
-		b = b[n:]
+		num := sc.Num()
 		var f *fieldSchema
 		if int(num) < len(s.fields) && s.fields[num].name != "" {
 			f = &s.fields[num]
 		}
 		if f == nil {
 			// Unknown fields are kept as they are, as a decoder would.
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return &wireError{reason: fmt.Sprintf("has a malformed field %d: %v", num, protowire.ParseError(m))}
-			}
-			b = b[m:]
 			continue
 		}
-		m, err := checkField(b, typ, f)
-		if err != nil {
-			if f.list {
-				return err.at(fmt.Sprintf("%s[%d]", f.name, occurrences(msg[:at], num)))
-			}
-			return err.at(f.name)
+		if err := checkField(sc.Field(), f); err != nil {
+			return err.at(fieldName(f, b[:at], num))
 		}
-		b = b[m:]
+	}
+	if err := sc.Err(); err != nil {
+		return malformed(err, s, b[:at])
 	}
 	return nil
 }
 
-// occurrences counts the fields numbered num in the well-formed b, to name
-// a repeated field's element in an error.
-func occurrences(b []byte, num protowire.Number) int {
+// malformed describes the error that stopped the scan of a message of
+// schema s after the fields in before.
+func malformed(err error, s *msgSchema, before []byte) *wireError {
+	var fe *wire.FieldError
+	switch {
+	case !errors.As(err, &fe) || fe.Num == 0:
+		return &wireError{reason: fmt.Sprintf("is malformed: %v", err)}
+	case int(fe.Num) < len(s.fields) && s.fields[fe.Num].name != "":
+		f := &s.fields[fe.Num]
+		return (&wireError{reason: fmt.Sprintf("is malformed: %v", fe.Err)}).at(fieldName(f, before, fe.Num))
+	default:
+		return &wireError{reason: fmt.Sprintf("has a malformed field %d: %v", fe.Num, fe.Err)}
+	}
+}
+
+// fieldName names field f, numbered num, in an error: a repeated field's
+// element by its index, the count of fields numbered num in before.
+func fieldName(f *fieldSchema, before []byte, num protowire.Number) string {
+	if !f.list {
+		return f.name
+	}
 	k := 0
-	for len(b) > 0 {
-		n, typ, l := protowire.ConsumeTag(b)
-		if n == num {
+	for s := wire.NewScanner(before); s.Next(); {
+		if s.Num() == num {
 			k++
 		}
-		b = b[l+protowire.ConsumeFieldValue(n, typ, b[l:]):]
 	}
-	return k
+	return fmt.Sprintf("%s[%d]", f.name, k)
 }
 
-// checkField checks one field value of wire type typ and returns its length.
-func checkField(b []byte, typ protowire.Type, f *fieldSchema) (int, *wireError) {
+// checkField checks the value of one field against its schema.
+func checkField(v wire.Field, f *fieldSchema) *wireError {
 	want := wireType(f.kind)
-	if typ != want {
-		if !(f.list && typ == protowire.BytesType && want != protowire.BytesType) {
-			return 0, &wireError{reason: fmt.Sprintf("has wire type %d, want %d", typ, want)}
+	if v.Type != want {
+		if !(f.list && v.Type == protowire.BytesType && want != protowire.BytesType) {
+			return &wireError{reason: fmt.Sprintf("has wire type %d, want %d", v.Type, want)}
 		}
 		// A packed repeated scalar.
-		v, m := protowire.ConsumeBytes(b)
-		if m < 0 {
-			return 0, &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(m))}
-		}
-		for len(v) > 0 {
-			k := protowire.ConsumeFieldValue(1, want, v)
-			if k < 0 {
-				return 0, &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(k))}
+		var bad *wireError
+		err := wire.Packed(v.B, want, func(x uint64) error {
+			if bad = checkEnumValue(x, f); bad != nil {
+				return errBadEnum
 			}
-			if err := checkEnumValue(v[:k], f); err != nil {
-				return 0, err
-			}
-			v = v[k:]
-		}
-		return m, nil
-	}
-	switch typ {
-	case protowire.BytesType:
-		v, m := protowire.ConsumeBytes(b)
-		if m < 0 {
-			return 0, &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(m))}
-		}
+			return nil
+		})
 		switch {
-		case f.kind == protoreflect.StringKind:
-			if !utf8.Valid(v) {
-				return 0, &wireError{reason: fmt.Sprintf("%q is not valid UTF-8", v)}
-			}
-		case f.msg != nil:
-			if err := checkMessage(v, f.msg); err != nil {
-				return 0, err
-			}
+		case bad != nil:
+			return bad
+		case err != nil:
+			return &wireError{reason: fmt.Sprintf("is malformed: %v", err)}
 		}
-		return m, nil
-	default:
-		m := protowire.ConsumeFieldValue(1, typ, b)
-		if m < 0 {
-			return 0, &wireError{reason: fmt.Sprintf("is malformed: %v", protowire.ParseError(m))}
-		}
-		if err := checkEnumValue(b[:m], f); err != nil {
-			return 0, err
-		}
-		return m, nil
+		return nil
 	}
+	if v.Type != protowire.BytesType {
+		return checkEnumValue(v.U, f)
+	}
+	switch {
+	case f.kind == protoreflect.StringKind:
+		if !utf8.Valid(v.B) {
+			return &wireError{reason: fmt.Sprintf("%q is not valid UTF-8", v.B)}
+		}
+	case f.msg != nil:
+		return checkMessage(v.B, f.msg)
+	}
+	return nil
 }
 
-// checkEnumValue refuses an enum value (the varint in b) that f's enum does
-// not define: the decoder would keep it, but no reader knows what it means.
-func checkEnumValue(b []byte, f *fieldSchema) *wireError {
+// errBadEnum stops a packed run at a value checkEnumValue refuses.
+var errBadEnum = errors.New("mux: enum value out of range")
+
+// checkEnumValue refuses an enum value that f's enum does not define: the
+// decoder would keep it, but no reader knows what it means.
+func checkEnumValue(v uint64, f *fieldSchema) *wireError {
 	if f.enum == nil {
 		return nil
 	}
-	v, _ := protowire.ConsumeVarint(b)
 	if f.enum.Values().ByNumber(protoreflect.EnumNumber(int32(v))) == nil {
 		return &wireError{reason: fmt.Sprintf("%d is not a %s value; use one of %s", int32(v), f.enum.FullName(), enumNames(f.enum))}
 	}
@@ -240,9 +218,9 @@ func wireType(k protoreflect.Kind) protowire.Type {
 // checked is a record that passed checkRecord.
 type checked struct {
 	clientSeq uint64
-	payload   protowire.Number
-	step      int64  // for history rows and rewinds
-	body      []byte // the record without header fields, for wal.Encoded
+	payload   wire.Kind // the payload's kind
+	step      int64     // for history rows and rewinds
+	body      []byte    // the record without header fields, for wal.Encoded
 }
 
 // checkRecord checks one encoded record from a client. It returns the
@@ -250,55 +228,51 @@ type checked struct {
 func (s *Service) checkRecord(raw []byte) (checked, error) {
 	var c checked
 	if len(raw) > s.maxRecord {
-		c.clientSeq = peekClientSeq(raw)
+		if h, err := wire.ParseHeader(raw); err == nil {
+			c.clientSeq = h.ClientSeq
+		}
 		return c, &TooLargeError{Size: len(raw), Limit: s.maxRecord}
 	}
 	// Find the header fields to strip and the payload. Encoders write fields
-	// in number order, so the header fields (1 to 6) normally form a prefix
-	// and the body is the rest of raw, without a copy.
+	// in number order, so the header fields normally form a prefix and the
+	// body is the rest of raw, without a copy.
 	var (
 		payload []byte
 		prefix  int  // raw[:prefix] holds only header fields
 		mixed   bool // a header field follows another field: copy to strip
 		other   bool // a field that is not a header field was seen
 	)
-	for b := raw; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return c, invalid("record is not a valid runlog.v1.Record: %v", protowire.ParseError(n))
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return c, invalid("record is not a valid runlog.v1.Record: field %d: %v", num, protowire.ParseError(m))
-		}
-		val := b[n : n+m]
-		b = b[n+m:]
-		header := num >= fieldSeq && num <= fieldSynthesized
+	sc := wire.NewScanner(raw)
+	for sc.Next() {
+		num, typ := sc.Num(), sc.Type()
+		header := wire.IsHeader(num)
 		switch {
 		case header && other:
 			mixed = true
 		case header:
-			prefix = len(raw) - len(b)
+			prefix = len(raw) - len(sc.Rest())
 		default:
 			other = true
 		}
-		switch {
-		case num == fieldClientSeq:
+		switch k := wire.KindOfField(num); {
+		case num == wire.RecordClientSeq:
 			if typ != protowire.VarintType {
 				return c, invalid("record client_seq has wire type %d, want a varint", typ)
 			}
-			c.clientSeq, _ = protowire.ConsumeVarint(val)
-		case num >= fieldPayloadFirst && num <= fieldPayloadLast:
-			if c.payload != 0 {
-				return c, invalid("record has two payloads (%s and %s); send one record each",
-					payloadName(c.payload), payloadName(num))
+			c.clientSeq = sc.Uint()
+		case k != wire.KindNone:
+			if c.payload != wire.KindNone {
+				return c, invalid("record has two payloads (%s and %s); send one record each", c.payload, k)
 			}
 			if typ != protowire.BytesType {
-				return c, invalid("record %s has wire type %d, want a message", payloadName(num), typ)
+				return c, invalid("record %s has wire type %d, want a message", k, typ)
 			}
-			c.payload = num
-			payload, _ = protowire.ConsumeBytes(val)
+			c.payload = k
+			payload = sc.Bytes()
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return c, invalid("record is not a valid runlog.v1.Record: %v", err)
 	}
 	if err := checkMessage(raw, s.schema); err != nil {
 		return c, invalid("%s", describeWireError(err))
@@ -306,7 +280,7 @@ func (s *Service) checkRecord(raw []byte) (checked, error) {
 	if c.clientSeq == 0 {
 		return c, invalid("record has no client_seq; number each client's records 1, 2, 3, ... in publish order")
 	}
-	if c.payload == 0 {
+	if c.payload == wire.KindNone {
 		return c, invalid("record has no payload; set one of run, config, history, summary, output, file, stats, metric, alert, rewind")
 	}
 	if err := checkPayload(c.payload, payload, &c); err != nil {
@@ -331,197 +305,104 @@ func describeWireError(e *wireError) string {
 	return "record field " + e.Error()
 }
 
-// peekClientSeq reads client_seq from the top level of raw, 0 if it cannot.
-func peekClientSeq(raw []byte) uint64 {
-	var seq uint64
-	for b := raw; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0
-		}
-		b = b[n:]
-		if num == fieldClientSeq && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return 0
-			}
-			seq, b = v, b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0
-		}
-		b = b[m:]
-	}
-	return seq
-}
-
-// stripHeader returns raw without fields 1 to 6 (seq, id, time, client_id,
-// client_seq, synthesized): the service sets them. raw is well-formed.
+// stripHeader returns raw without the header fields (seq to synthesized):
+// the service sets them. raw is well-formed.
 func stripHeader(raw []byte) []byte {
 	out := make([]byte, 0, len(raw))
-	for b := raw; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if num < fieldSeq || num > fieldSynthesized {
-			out = append(out, b[:n+m]...)
+	sc := wire.NewScanner(raw)
+	for {
+		field := sc.Rest()
+		if !sc.Next() {
+			return out
 		}
-		b = b[n+m:]
+		if !wire.IsHeader(sc.Num()) {
+			out = append(out, field[:len(field)-len(sc.Rest())]...)
+		}
 	}
-	return out
-}
-
-func payloadName(num protowire.Number) string {
-	fd := (*runlogv1.Record)(nil).ProtoReflect().Descriptor().Fields().ByNumber(num)
-	if fd == nil {
-		return fmt.Sprintf("field %d", num)
-	}
-	return string(fd.Name())
 }
 
 // checkPayload applies the rules the wire format cannot express: keys are
 // non-empty, items have values, steps are not negative, exits go through
-// Finish. p is a well-formed encoding of the payload message.
-func checkPayload(num protowire.Number, p []byte, c *checked) error {
-	var name string
-	switch num {
-	case fieldHistory:
-		name = "history"
-	case fieldConfig:
-		name = "config"
-	case fieldSummary:
-		name = "summary"
-	case fieldStats:
-		name = "stats"
-	}
-	switch num {
-	case fieldHistory:
-		step, err := eachField(p, func(f protowire.Number, v []byte, i int) error {
-			if f == 2 {
-				return checkItem(name, v, i)
-			}
-			return nil
-		})
-		if err != nil {
+// Finish. p is a well-formed encoding of the payload message of kind k.
+func checkPayload(k wire.Kind, p []byte, c *checked) error {
+	switch k {
+	case wire.KindHistory:
+		step, _ := wire.Step(p)
+		if err := checkItems(k, p, wire.HistoryItems); err != nil {
 			return err
 		}
 		if step < 0 {
 			return invalid("history step %d is negative; steps start at 0", step)
 		}
 		c.step = step
-	case fieldConfig, fieldSummary:
-		_, err := eachField(p, func(f protowire.Number, v []byte, i int) error {
-			switch f {
-			case 1:
-				return checkItem(name, v, i)
-			case 2:
-				if len(v) == 0 {
-					return invalid("%s remove key is empty (entry %d); keys must be non-empty UTF-8", name, i)
+	case wire.KindConfig, wire.KindSummary:
+		if err := checkItems(k, p, wire.UpdateSet); err != nil {
+			return err
+		}
+		i := 0
+		for sc := wire.NewScanner(p); sc.Next(); {
+			if sc.Is(wire.UpdateRemove, protowire.BytesType) {
+				if len(sc.Bytes()) == 0 {
+					return invalid("%s remove key is empty (entry %d); keys must be non-empty UTF-8", k, i)
 				}
+				i++
 			}
-			return nil
-		})
-		return err
-	case fieldStats:
-		_, err := eachField(p, func(f protowire.Number, v []byte, i int) error {
-			if f == 1 {
-				return checkItem(name, v, i)
-			}
-			return nil
-		})
-		return err
-	case fieldRewind:
-		step, _ := eachField(p, nil)
+		}
+	case wire.KindStats:
+		return checkItems(k, p, wire.StatsItems)
+	case wire.KindRewind:
+		step, _ := wire.Step(p)
 		if step < 0 {
 			return invalid("rewind step %d is negative; steps start at 0", step)
 		}
 		c.step = step
-	case fieldMetric, fieldFile:
+	case wire.KindMetric, wire.KindFile:
+		// The name and the path are field 1 of their messages.
+		name := wire.MetricName
+		what := "metric name"
+		if k == wire.KindFile {
+			name, what = wire.FilePath, "file path"
+		}
 		seen := false
-		_, err := eachField(p, func(f protowire.Number, v []byte, _ int) error {
-			if f == 1 && len(v) > 0 {
+		for sc := wire.NewScanner(p); sc.Next(); {
+			if sc.Is(name, protowire.BytesType) && len(sc.Bytes()) > 0 {
 				seen = true
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		if !seen {
-			what := "metric name"
-			if num == fieldFile {
-				what = "file path"
-			}
 			return invalid("%s is empty", what)
 		}
-	case fieldExit:
+	case wire.KindExit:
 		return invalid("exit records are not published; call Finish with the exit")
 	}
 	return nil
 }
 
-// eachField calls fn with every length-delimited field of the well-formed
-// message p and its index among the fields of that number. It returns the
-// last value of varint field 1 (a step, where the message has one).
-func eachField(p []byte, fn func(num protowire.Number, v []byte, i int) error) (int64, error) {
-	var (
-		first  int64
-		counts [4]int
-	)
-	for len(p) > 0 {
-		num, typ, n := protowire.ConsumeTag(p)
-		p = p[n:]
-		switch typ {
-		case protowire.VarintType:
-			v, m := protowire.ConsumeVarint(p)
-			if num == 1 {
-				first = int64(v)
-			}
-			p = p[m:]
-		case protowire.BytesType:
-			v, m := protowire.ConsumeBytes(p)
-			if fn != nil {
-				i := 0
-				if int(num) < len(counts) {
-					i = counts[num]
-					counts[num]++
-				}
-				if err := fn(num, v, i); err != nil {
-					return 0, err
-				}
-			}
-			p = p[m:]
-		default:
-			p = p[protowire.ConsumeFieldValue(num, typ, p):]
+// checkItems checks each encoded Item in the fields numbered field of the
+// well-formed payload p: a non-empty key and a value.
+func checkItems(k wire.Kind, p []byte, field protowire.Number) error {
+	i := 0
+	for sc := wire.NewScanner(p); sc.Next(); {
+		if !sc.Is(field, protowire.BytesType) {
+			continue
 		}
-	}
-	return first, nil
-}
-
-// checkItem checks an encoded Item: a non-empty key and a value.
-func checkItem(payload string, p []byte, i int) error {
-	var key []byte
-	value := false
-	for len(p) > 0 {
-		num, typ, n := protowire.ConsumeTag(p)
-		p = p[n:]
-		m := protowire.ConsumeFieldValue(num, typ, p)
-		if typ == protowire.BytesType {
-			switch num {
-			case 1:
-				key, _ = protowire.ConsumeBytes(p)
-			case 2:
+		var key []byte
+		value := false
+		for it := wire.NewScanner(sc.Bytes()); it.Next(); {
+			switch {
+			case it.Is(wire.ItemKey, protowire.BytesType):
+				key = it.Bytes()
+			case it.Is(wire.ItemValue, protowire.BytesType):
 				value = true
 			}
 		}
-		p = p[m:]
-	}
-	if len(key) == 0 {
-		return invalid("%s key \"\" is empty (item %d); keys must be non-empty UTF-8", payload, i)
-	}
-	if !value {
-		return invalid("%s key %q has no value (item %d)", payload, key, i)
+		if len(key) == 0 {
+			return invalid("%s key \"\" is empty (item %d); keys must be non-empty UTF-8", k, i)
+		}
+		if !value {
+			return invalid("%s key %q has no value (item %d)", k, key, i)
+		}
+		i++
 	}
 	return nil
 }

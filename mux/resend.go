@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // A record whose client_seq is not above its client's high-water is either
@@ -134,34 +135,15 @@ func (r *run) storedBody(seq uint64) ([]byte, error) {
 }
 
 // clientOf reads client_id and client_seq from a stored record, whose header
-// fields come first.
+// fields come first: the read stops at the first other field.
 func clientOf(data []byte) (id []byte, cs uint64) {
-	for b := data; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || num > fieldSynthesized {
-			break
-		}
-		b = b[n:]
+	for s := wire.NewScanner(data); s.Next() && wire.IsHeader(s.Num()); {
 		switch {
-		case num == fieldClientID && typ == protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return id, cs
-			}
-			id, n = v, m
-		case num == fieldClientSeq && typ == protowire.VarintType:
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return id, cs
-			}
-			cs, n = v, m
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return id, cs
-			}
+		case s.Is(wire.RecordClientID, protowire.BytesType):
+			id = s.Bytes()
+		case s.Is(wire.RecordClientSeq, protowire.VarintType):
+			cs = s.Uint()
 		}
-		b = b[n:]
 	}
 	return id, cs
 }

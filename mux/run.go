@@ -13,6 +13,7 @@ import (
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // run is one open run: its log, the queue its writer drains and the clients
@@ -409,14 +410,14 @@ func (r *run) commit(take []*batch) {
 				continue
 			}
 			switch e.payload {
-			case fieldHistory:
+			case wire.KindHistory:
 				if e.step < floor {
 					refuse(e, &OrderError{Step: e.step, Floor: floor})
 					hw = e.clientSeq
 					continue
 				}
 				floor = e.step
-			case fieldRewind:
+			case wire.KindRewind:
 				floor = e.step
 			}
 			encs = append(encs, wal.Encoded{ClientID: b.client, ClientSeq: e.clientSeq, Body: e.body})

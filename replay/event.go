@@ -1,10 +1,10 @@
 package replay
 
 import (
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wire"
 )
 
 // Event is an encoded record decoded only as far as folding it into a State
@@ -89,106 +89,24 @@ func (s *State) ApplyEncoded(data []byte) error {
 // full decoder might refuse: only that decoder may decide that a record is
 // invalid.
 func fastEvent(data []byte) (Event, bool) {
-	h, err := parseWire(data)
-	if err != nil || h.payloads != 1 {
+	h, err := wire.ParseHeader(data)
+	if err != nil || h.Payloads != 1 || h.CheckClientID() != nil {
 		return Event{}, false
 	}
-	e := Event{seq: h.seq, time: h.time, kind: h.kind}
-	switch h.kind {
+	e := Event{seq: h.Seq, time: h.Time, kind: h.Kind}
+	switch h.Kind {
 	case KindHistory:
-		step, items, ok := splitRowWire(h.payload)
-		if !ok || !itemsWire(items, 2) {
+		step, items, ok := wire.SplitRow(h.Payload)
+		if !ok || !wire.ItemsOK(items, wire.HistoryItems) {
 			return Event{}, false
 		}
 		e.step = step
 	case KindStats:
-		if !itemsWire(h.payload, 1) {
+		if !wire.ItemsOK(h.Payload, wire.StatsItems) {
 			return Event{}, false
 		}
 	default:
 		return Event{}, false
 	}
 	return e, true
-}
-
-// splitRowWire splits an encoded HistoryRow whose step comes before its
-// items, as every encoder writes it, into the step and the encoded items
-// (the rest of p from the first item on). ok is false for any other layout.
-func splitRowWire(p []byte) (step int64, items []byte, ok bool) {
-	for len(p) > 0 {
-		num, typ, n := consumeTag(p)
-		if n < 0 {
-			return 0, nil, false
-		}
-		if num == 2 && typ == protowire.BytesType {
-			break
-		}
-		if num != 1 || typ != protowire.VarintType {
-			return 0, nil, false
-		}
-		v, m := protowire.ConsumeVarint(p[n:])
-		if m < 0 {
-			return 0, nil, false
-		}
-		step = int64(v)
-		p = p[n+m:]
-	}
-	return step, p, true
-}
-
-// itemsWire reports whether p is a run of fields field holding encoded Items
-// that the fast paths take (and so the decoder accepts), without building
-// them.
-func itemsWire(p []byte, field protowire.Number) bool {
-	tag := byte(field)<<3 | byte(protowire.BytesType)
-	for len(p) > 0 {
-		var it []byte
-		if len(p) >= 2 && p[0] == tag && p[1] < 0x80 && int(p[1]) <= len(p)-2 {
-			// A one-byte length: the items of an ordinary row.
-			it, p = p[2:2+p[1]], p[2+p[1]:]
-		} else {
-			num, typ, n := consumeTag(p)
-			if n < 0 || num != field || typ != protowire.BytesType {
-				return false
-			}
-			var m int
-			if it, m = protowire.ConsumeBytes(p[n:]); m < 0 {
-				return false
-			}
-			p = p[n+m:]
-		}
-		if doubleItemWire(it) {
-			continue
-		}
-		_, val, ok := splitItemWire(it)
-		if !ok {
-			return false
-		}
-		if _, ok := parseValueWire(val); !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// doubleItemWire reports whether it is an encoded Item with an ASCII key
-// and a double value, as encoders write a metric: key, then value, with
-// one-byte lengths. Checking that byte by byte makes checking an ordinary
-// row about three times faster than the general splitItemWire and
-// parseValueWire, which take every other item.
-func doubleItemWire(it []byte) bool {
-	if len(it) < 2 || it[0] != 1<<3|byte(protowire.BytesType) || it[1] >= 0x80 {
-		return false
-	}
-	k := 2 + int(it[1])
-	if len(it) != k+11 {
-		return false
-	}
-	for _, c := range it[2:k] {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	v := it[k:]
-	return v[0] == 2<<3|byte(protowire.BytesType) && v[1] == 9 && v[2] == 1<<3|byte(protowire.Fixed64Type)
 }

@@ -12,6 +12,7 @@ import (
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/wal"
 	"github.com/runlog/runlog/wal/waltest"
+	"github.com/runlog/runlog/wire"
 )
 
 // variedLog is a log with every kind of record, rewinds and irregular steps.
@@ -119,42 +120,48 @@ func varint(num protowire.Number, v uint64) []byte {
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func rawItem(key string, val []byte) []byte {
-	return cat(bytesField(1, []byte(key)), bytesField(2, val))
+	return cat(bytesField(wire.ItemKey, []byte(key)), bytesField(wire.ItemValue, val))
 }
 
 func rawDouble(v float64) []byte {
-	return protowire.AppendFixed64(protowire.AppendTag(nil, 1, protowire.Fixed64Type), math.Float64bits(v))
+	return protowire.AppendFixed64(protowire.AppendTag(nil, wire.ValueDouble, protowire.Fixed64Type), math.Float64bits(v))
 }
 
 // TestDecodeEventUnusualRecords checks records the fast path must leave to
 // the decoder: those the decoder refuses fail, the others fold as Apply
 // folds their decoding.
 func TestDecodeEventUnusualRecords(t *testing.T) {
-	head := cat(varint(1, 7), varint(3, 99))
-	row := func(parts ...[]byte) []byte { return cat(head, bytesField(12, cat(parts...))) }
-	stats := func(parts ...[]byte) []byte { return cat(head, bytesField(16, cat(parts...))) }
+	head := cat(varint(wire.RecordSeq, 7), varint(wire.RecordTime, 99))
+	row := func(parts ...[]byte) []byte { return cat(head, bytesField(wire.RecordHistory, cat(parts...))) }
+	stats := func(parts ...[]byte) []byte { return cat(head, bytesField(wire.RecordStats, cat(parts...))) }
 	ok := rawItem("loss", rawDouble(0.5))
 	cases := []struct {
 		name  string
 		data  []byte
 		valid bool
 	}{
-		{"canonical row", row(varint(1, 5), bytesField(2, ok)), true},
-		{"step after the items", row(bytesField(2, ok), varint(1, 5)), true},
-		{"step twice", row(varint(1, 5), varint(1, 6), bytesField(2, ok)), true},
-		{"unknown field in a row", row(varint(1, 5), varint(9, 1), bytesField(2, ok)), true},
-		{"item with two values", row(varint(1, 5), bytesField(2, cat(ok, bytesField(2, rawDouble(1))))), true},
-		{"two history payloads merge", cat(row(varint(1, 5)), bytesField(12, varint(1, 8))), true},
-		{"stats then history", cat(stats(bytesField(1, ok)), bytesField(12, varint(1, 8))), true},
-		{"unknown top-level field", cat(row(varint(1, 5)), varint(99, 1)), true},
-		{"invalid UTF-8 key", row(varint(1, 5), bytesField(2, rawItem("\xff", rawDouble(1)))), false},
-		{"invalid UTF-8 string value", row(varint(1, 5), bytesField(2, rawItem("k", bytesField(4, []byte("\xfe"))))), false},
-		{"invalid UTF-8 stats key", stats(bytesField(1, rawItem("c\xc3", rawDouble(1)))), false},
-		{"invalid UTF-8 client id", cat(bytesField(4, []byte("\xff")), row(varint(1, 5))), false},
-		{"truncated item", row(varint(1, 5), bytesField(2, ok[:len(ok)-2])), false},
-		{"field number out of range", row(varint(1, 5), varint(protowire.MaxValidNumber+1, 1)), false},
-		{"stats item out of range", stats(bytesField(1, varint(protowire.MaxValidNumber+1, 1))), false},
-		{"truncated record", row(varint(1, 5), bytesField(2, ok))[:20], false},
+		{"canonical row", row(varint(wire.HistoryStep, 5), bytesField(wire.HistoryItems, ok)), true},
+		{"step after the items", row(bytesField(wire.HistoryItems, ok), varint(wire.HistoryStep, 5)), true},
+		{"step twice", row(varint(wire.HistoryStep, 5), varint(wire.HistoryStep, 6), bytesField(wire.HistoryItems, ok)), true},
+		{"unknown field in a row", row(varint(wire.HistoryStep, 5), varint(9, 1), bytesField(wire.HistoryItems, ok)), true},
+		{"item with two values", row(varint(wire.HistoryStep, 5), bytesField(wire.HistoryItems, cat(ok, bytesField(wire.ItemValue, rawDouble(1))))), true},
+		{"two history payloads merge", cat(row(varint(wire.HistoryStep, 5)), bytesField(wire.RecordHistory, varint(wire.HistoryStep, 8))), true},
+		{"stats then history", cat(stats(bytesField(wire.StatsItems, ok)), bytesField(wire.RecordHistory, varint(wire.HistoryStep, 8))), true},
+		{"unknown top-level field", cat(row(varint(wire.HistoryStep, 5)), varint(99, 1)), true},
+		// A known field of another wire type is an unknown field to the
+		// decoder: an exit sent as a varint ends nothing, a seq sent as
+		// bytes leaves the seq as it was.
+		{"exit as a varint", cat(row(varint(wire.HistoryStep, 5)), varint(wire.RecordExit, 0x30)), true},
+		{"seq as bytes", cat(row(varint(wire.HistoryStep, 5)), bytesField(wire.RecordSeq, []byte{9})), true},
+		{"history as a varint", cat(stats(bytesField(wire.StatsItems, ok)), varint(wire.RecordHistory, 1)), true},
+		{"invalid UTF-8 key", row(varint(wire.HistoryStep, 5), bytesField(wire.HistoryItems, rawItem("\xff", rawDouble(1)))), false},
+		{"invalid UTF-8 string value", row(varint(wire.HistoryStep, 5), bytesField(wire.HistoryItems, rawItem("k", bytesField(wire.ValueString, []byte("\xfe"))))), false},
+		{"invalid UTF-8 stats key", stats(bytesField(wire.StatsItems, rawItem("c\xc3", rawDouble(1)))), false},
+		{"invalid UTF-8 client id", cat(bytesField(wire.RecordClientID, []byte("\xff")), row(varint(wire.HistoryStep, 5))), false},
+		{"truncated item", row(varint(wire.HistoryStep, 5), bytesField(wire.HistoryItems, ok[:len(ok)-2])), false},
+		{"field number out of range", row(varint(wire.HistoryStep, 5), varint(protowire.MaxValidNumber+1, 1)), false},
+		{"stats item out of range", stats(bytesField(wire.StatsItems, varint(protowire.MaxValidNumber+1, 1))), false},
+		{"truncated record", row(varint(wire.HistoryStep, 5), bytesField(wire.HistoryItems, ok))[:20], false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // Source is a run's log as encoded records in sequence order.
@@ -193,7 +193,7 @@ func liveRows(src Source, to uint64, fn func(seq uint64, step int64, payload []b
 		if k != KindRewind {
 			return nil
 		}
-		step, err := stepOf(payload)
+		step, err := wire.Step(payload)
 		if err != nil {
 			return fmt.Errorf("read rewind at seq %d: %w", seq, err)
 		}
@@ -223,7 +223,7 @@ func liveRows(src Source, to uint64, fn func(seq uint64, step int64, payload []b
 		if k != KindHistory {
 			return nil
 		}
-		step, err := stepOf(payload)
+		step, err := wire.Step(payload)
 		if err != nil {
 			return fmt.Errorf("read history at seq %d: %w", seq, err)
 		}
@@ -246,55 +246,11 @@ func liveRows(src Source, to uint64, fn func(seq uint64, step int64, payload []b
 // something a proto encoder writes) counts as its last one, as in a full
 // decode.
 func payloadOf(b []byte) (Kind, []byte, error) {
-	kind, payload := KindNone, []byte(nil)
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return KindNone, nil, errBadTag
-		}
-		b = b[n:]
-		if k := kindOfField(int32(num)); k != KindNone && typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return KindNone, nil, protowire.ParseError(m)
-			}
-			kind, payload = k, v
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return KindNone, nil, protowire.ParseError(m)
-		}
-		b = b[m:]
+	h, err := wire.ParseHeader(b)
+	if err != nil {
+		return KindNone, nil, err
 	}
-	return kind, payload, nil
-}
-
-// stepOf reads field 1 (step) of an encoded HistoryRow or Rewind.
-func stepOf(b []byte) (int64, error) {
-	var step int64
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return 0, errBadTag
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return 0, protowire.ParseError(m)
-			}
-			step, b = int64(v), b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0, protowire.ParseError(m)
-		}
-		b = b[m:]
-	}
-	return step, nil
+	return h.Kind, h.Payload, nil
 }
 
 // Fold applies the records of src up to seq to (0: the end of the log) to a

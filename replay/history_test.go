@@ -11,6 +11,7 @@ import (
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/wal/waltest"
+	"github.com/runlog/runlog/wire"
 )
 
 // sliceSource is a Source over records held in memory.
@@ -201,7 +202,7 @@ func TestPayloadOfAgreesWithDecode(t *testing.T) {
 			t.Fatalf("%v: kind %v, %v, want %v", r, k, err, KindOf(r))
 		}
 		if k == KindHistory || k == KindRewind {
-			step, err := stepOf(payload)
+			step, err := wire.Step(payload)
 			want := r.GetHistory().GetStep() + r.GetRewind().GetStep()
 			if err != nil || step != want {
 				t.Fatalf("%v: step %d, %v", r, step, err)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wire"
 )
 
 // parseJSON reads one line of the audit format back into a Record, written
@@ -489,7 +490,7 @@ func TestJSONEncodedTakesFastPath(t *testing.T) {
 	// The records a long run is made of must not need the decoder.
 	for _, r := range jsonRecords() {
 		data, _ := proto.Marshal(r)
-		h, err := parseWire(data)
+		h, err := wire.ParseHeader(data)
 		if err != nil {
 			t.Fatalf("seq %d: %v", r.Seq, err)
 		}

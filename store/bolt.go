@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,13 +15,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/runlog/runlog/internal/dirsync"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/rollup"
+	"github.com/runlog/runlog/wire"
 )
 
 var (
@@ -40,8 +39,6 @@ const formatVersion = "1"
 
 // FileName is the name of the store's file inside its directory.
 const FileName = "hub.bolt"
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Options configure Open. The zero value is a working default.
 type Options struct {
@@ -271,7 +268,7 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 	req := &appendReq{runID: runID, recs: make([]pending, len(records)), done: make(chan appendResult, 1)}
 	size := 0
 	for _, data := range records {
-		size += 4 + len(data)
+		size += wire.FrameOverhead + len(data)
 	}
 	buf := make([]byte, 0, size)
 	for i, data := range records {
@@ -299,8 +296,7 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 		// A duplicate is kept undecoded: the writer compares its bytes
 		// with the stored record's.
 		off := len(buf)
-		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(data, castagnoli))
-		buf = append(buf, data...)
+		buf = wire.AppendFrame(buf, data)
 		p.val = buf[off:len(buf):len(buf)]
 	}
 	req.bytes = len(buf)
@@ -319,34 +315,16 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 	}
 }
 
-// seqOf reads field 1 (seq) of an encoded Record without decoding the rest.
+// seqOf reads the seq of an encoded Record without decoding the rest.
 func seqOf(b []byte) (uint64, error) {
-	var seq uint64
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, protowire.ParseError(n)
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return 0, protowire.ParseError(m)
-			}
-			seq = v
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0, protowire.ParseError(m)
-		}
-		b = b[m:]
+	h, err := wire.ParseHeader(b)
+	if err != nil {
+		return 0, err
 	}
-	if seq == 0 {
+	if h.Seq == 0 {
 		return 0, errors.New("record has no seq")
 	}
-	return seq, nil
+	return h.Seq, nil
 }
 
 // runCache is a run's end as the writer knows it.
@@ -562,7 +540,7 @@ func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) 
 		if err := recs.Put(key[:], p.val); err != nil {
 			return rc.hw, fmt.Errorf("put run %s seq %d: %w", req.runID, p.seq, err)
 		}
-		rc.digest.Add(p.val[4:])
+		rc.digest.Add(p.val[wire.FrameOverhead:])
 		rc.state.ApplyEvent(&p.ev)
 		switch {
 		case p.chart != nil:
@@ -831,13 +809,11 @@ func (s *source) Scan(from uint64, fn func(seq uint64, data []byte) error) error
 			binary.BigEndian.PutUint64(key[:], from)
 			for k, v := c.Seek(key[:]); k != nil && n < scanChunk; k, v = c.Next() {
 				seq := binary.BigEndian.Uint64(k)
-				if len(v) < 4 {
-					return &CorruptError{RunID: s.runID, Seq: seq, Err: fmt.Errorf("value of %d bytes is shorter than its checksum", len(v))}
+				data, err := wire.Unframe(v)
+				if err != nil {
+					return &CorruptError{RunID: s.runID, Seq: seq, Err: err}
 				}
-				if got, want := crc32.Checksum(v[4:], castagnoli), binary.BigEndian.Uint32(v); got != want {
-					return &CorruptError{RunID: s.runID, Seq: seq, Err: fmt.Errorf("checksum %08x, want %08x", got, want)}
-				}
-				if err := fn(seq, v[4:]); err != nil {
+				if err := fn(seq, data); err != nil {
 					return err
 				}
 				n++

@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	bolt "go.etcd.io/bbolt"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/rollup"
+	"github.com/runlog/runlog/wire"
 )
 
 // The history tiers of a run (package rollup) live in its run bucket:
@@ -183,17 +183,18 @@ func (r *txTiers) Rows(from, to uint64, fn func(seq uint64, t int64, step int64,
 		if seq > to {
 			return nil
 		}
-		if len(v) < 4 || crc32.Checksum(v[4:], castagnoli) != binary.BigEndian.Uint32(v) {
-			return &CorruptError{RunID: r.runID, Seq: seq, Err: errors.New("checksum mismatch")}
+		data, err := wire.Unframe(v)
+		if err != nil {
+			return &CorruptError{RunID: r.runID, Seq: seq, Err: err}
 		}
-		ev, err := replay.DecodeEvent(v[4:])
+		ev, err := replay.DecodeEvent(data)
 		if err != nil {
 			return &CorruptError{RunID: r.runID, Seq: seq, Err: err}
 		}
 		if ev.Kind() != replay.KindHistory {
 			continue
 		}
-		row, err := prepareChartRow(seq, v[4:], &ev)
+		row, err := prepareChartRow(seq, data, &ev)
 		if err != nil {
 			return fmt.Errorf("run %s seq %d: %w", r.runID, seq, err)
 		}

@@ -22,7 +22,8 @@
 //
 //	records  key: seq as 8-byte big-endian uint64, so bucket order is log order
 //	         value: CRC-32C (Castagnoli) of the record bytes, 4 bytes big-endian,
-//	         followed by the protobuf encoding of runlog.v1.Record
+//	         followed by the protobuf encoding of runlog.v1.Record (the
+//	         framing and the header reads are package wire's)
 //	cursors  key: cursor name (for example "upstream:grpc://hub:7070")
 //	         value: seq as 8-byte big-endian uint64
 //	clients  key: client id; value: highest client_seq, 8-byte big-endian

@@ -1,14 +1,14 @@
 package wal
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/runlog/runlog/wire"
 )
 
 // Encoded is a record whose payload is already encoded, for AppendEncoded.
@@ -22,16 +22,6 @@ type Encoded struct {
 	// encoding; the log checks the top level only.
 	Body []byte
 }
-
-// Field numbers of runlog.v1.Record that AppendEncoded writes or reads.
-// The payload range (fieldPayloadFirst..fieldPayloadLast) is declared
-// beside scanHeader.
-const (
-	fieldClientID  = 4
-	fieldClientSeq = 5
-	fieldHistory   = 12
-	fieldRewind    = 19
-)
 
 // AppendEncoded is Append for records that arrive encoded, as they do over
 // the wire: it writes seq, id, time, client_id and client_seq followed by
@@ -80,16 +70,16 @@ func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first 
 			return 0, 0, fmt.Errorf("append wal %s: record %d follows the exit record: %w", l.path, i, ErrBadBatch)
 		}
 		p, err := scanBody(r.Body)
-		if err == nil && p.field == 0 && !typed {
+		if err == nil && p.kind == wire.KindNone && !typed {
 			err = errNoPayload
 		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("append wal %s: record %d: %v: %w", l.path, i, err, ErrBadBatch)
 		}
-		switch p.field {
-		case fieldHistory, fieldRewind:
+		switch p.kind {
+		case wire.KindHistory, wire.KindRewind:
 			step = p.step
-		case fieldExit:
+		case wire.KindExit:
 			finished = true
 		}
 		seq++
@@ -102,23 +92,10 @@ func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first 
 		}
 
 		offs[i] = len(buf)
-		buf = append(buf, 0, 0, 0, 0)
-		buf = protowire.AppendTag(buf, fieldSeq, protowire.VarintType)
-		buf = protowire.AppendVarint(buf, seq)
-		buf = protowire.AppendTag(buf, fieldID, protowire.BytesType)
-		buf = protowire.AppendBytes(buf, id[:])
-		buf = protowire.AppendTag(buf, fieldTime, protowire.VarintType)
-		buf = protowire.AppendVarint(buf, uint64(now))
-		if r.ClientID != "" {
-			buf = protowire.AppendTag(buf, fieldClientID, protowire.BytesType)
-			buf = protowire.AppendString(buf, r.ClientID)
-		}
-		if r.ClientSeq != 0 {
-			buf = protowire.AppendTag(buf, fieldClientSeq, protowire.VarintType)
-			buf = protowire.AppendVarint(buf, r.ClientSeq)
-		}
+		buf = wire.BeginFrame(buf)
+		buf = wire.AppendHeader(buf, seq, id[:], now, r.ClientID, r.ClientSeq)
 		buf = append(buf, r.Body...)
-		binary.BigEndian.PutUint32(buf[offs[i]:], crc32.Checksum(buf[offs[i]+4:], castagnoli))
+		wire.SealFrame(buf[offs[i]:])
 	}
 	offs[len(recs)] = len(buf)
 	if err := l.write(first, buf, offs, clients, logEnd{seq, id, now, step, finished}); err != nil {
@@ -129,80 +106,42 @@ func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first 
 
 // bodyPayload is what the log needs to know about an encoded payload.
 type bodyPayload struct {
-	field protowire.Number // the payload's field number
-	step  int64            // the history row's or rewind's step
+	kind wire.Kind // KindNone when the body has no payload
+	step int64     // the history row's or rewind's step
 }
 
-// scanBody checks the top level of an encoded record body: no header fields,
-// at most one payload field (field is 0 when there is none). For history rows and rewinds it reads the step.
+// scanBody checks the top level of an encoded record body: no field the log
+// stamps or takes from Encoded (seq to client_seq), at most one payload
+// field, of the message wire type. For history rows and rewinds it reads
+// the step.
 func scanBody(b []byte) (bodyPayload, error) {
 	var p bodyPayload
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return p, fmt.Errorf("bad tag: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if num >= fieldSeq && num <= fieldClientSeq {
+	s := wire.NewScanner(b)
+	for s.Next() {
+		num := s.Num()
+		if num >= wire.RecordSeq && num <= wire.RecordClientSeq {
 			return p, fmt.Errorf("body holds header field %d", num)
 		}
-		if num >= fieldPayloadFirst && num <= fieldPayloadLast {
-			if p.field != 0 {
-				return p, fmt.Errorf("body holds payload fields %d and %d", p.field, num)
-			}
-			if typ != protowire.BytesType {
-				return p, fmt.Errorf("payload field %d has wire type %d", num, typ)
-			}
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return p, fmt.Errorf("payload field %d: %w", num, protowire.ParseError(m))
-			}
-			p.field = num
-			if num == fieldHistory || num == fieldRewind {
-				s, err := scanStep(v)
-				if err != nil {
-					return p, fmt.Errorf("payload field %d: %w", num, err)
-				}
-				p.step = s
-			}
-			b = b[m:]
+		k := wire.KindOfField(num)
+		if k == wire.KindNone {
 			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return p, fmt.Errorf("field %d: %w", num, protowire.ParseError(m))
+		if p.kind != wire.KindNone {
+			return p, fmt.Errorf("body holds payload fields %d and %d", p.kind.Field(), num)
 		}
-		b = b[m:]
+		if s.Type() != protowire.BytesType {
+			return p, fmt.Errorf("payload field %d has wire type %d", num, s.Type())
+		}
+		p.kind = k
+		if k == wire.KindHistory || k == wire.KindRewind {
+			step, err := wire.Step(s.Bytes())
+			if err != nil {
+				return p, fmt.Errorf("payload field %d: %w", num, err)
+			}
+			p.step = step
+		}
 	}
-	return p, nil
+	return p, s.Err()
 }
 
 var errNoPayload = errors.New("body holds no payload")
-
-// scanStep reads field 1 (step, an int64) of a HistoryRow or Rewind; the
-// last occurrence wins, as in a decoder.
-func scanStep(b []byte) (int64, error) {
-	var step int64
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, fmt.Errorf("bad tag: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return 0, fmt.Errorf("bad step: %w", protowire.ParseError(m))
-			}
-			step = int64(v)
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0, fmt.Errorf("field %d: %w", num, protowire.ParseError(m))
-		}
-		b = b[m:]
-	}
-	return step, nil
-}

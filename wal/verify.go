@@ -8,7 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/runlog/runlog/wire"
 )
 
 // Problem kinds reported by Verify.
@@ -136,30 +137,32 @@ func (l *Log) Verify(opts VerifyOptions, fn func(Problem)) (VerifyResult, error)
 				bad(ProblemChecksum, "%v", err.(*CorruptError).Err)
 				continue
 			}
-			h, err := scanHeader(data)
+			// The header only: verification does not pay for decoding
+			// the payload.
+			h, err := wire.ParseHeader(data)
 			if err != nil {
 				bad(ProblemDecode, "%v", err)
 				continue
 			}
-			if h.seq != seq {
-				bad(ProblemSeq, "record says seq %d under key %d", h.seq, seq)
+			if h.Seq != seq {
+				bad(ProblemSeq, "record says seq %d under key %d", h.Seq, seq)
 			}
-			if len(h.id) != 16 {
-				bad(ProblemULID, "id of %d bytes, want a 16-byte ULID", len(h.id))
+			if len(h.ID) != 16 {
+				bad(ProblemULID, "id of %d bytes, want a 16-byte ULID", len(h.ID))
 			} else {
-				if prevID != nil && bytes.Compare(h.id, prevID) <= 0 {
+				if prevID != nil && bytes.Compare(h.ID, prevID) <= 0 {
 					bad(ProblemULID, "ULID does not increase")
 				}
-				prevID = append(prevID[:0], h.id...)
+				prevID = append(prevID[:0], h.ID...)
 			}
-			if prevTime != 0 && h.time < prevTime-int64(tol) {
+			if prevTime != 0 && h.Time < prevTime-int64(tol) {
 				bad(ProblemTime, "time %s is %s before the previous record",
-					time.Unix(0, h.time).UTC().Format(time.RFC3339Nano), time.Duration(prevTime-h.time))
+					time.Unix(0, h.Time).UTC().Format(time.RFC3339Nano), time.Duration(prevTime-h.Time))
 			}
-			if h.time > prevTime {
-				prevTime = h.time
+			if h.Time > prevTime {
+				prevTime = h.Time
 			}
-			if h.exit {
+			if h.Kind == wire.KindExit {
 				if exitSeq != 0 {
 					bad(ProblemExit, "second exit record (first at seq %d)", exitSeq)
 				} else {
@@ -194,67 +197,3 @@ func (l *Log) Verify(opts VerifyOptions, fn func(Problem)) (VerifyResult, error)
 
 // expectAt is the seq after the last one Verify saw.
 func expectAt(res VerifyResult) uint64 { return res.LastSeq + 1 }
-
-// header holds the fields Verify needs, read without decoding the payload.
-type header struct {
-	seq  uint64
-	id   []byte
-	time int64
-	exit bool
-}
-
-// Field numbers of runlog.v1.Record read by scanHeader.
-const (
-	fieldSeq  = 1
-	fieldID   = 2
-	fieldTime = 3
-	fieldExit = 20
-
-	fieldPayloadFirst = 10
-	fieldPayloadLast  = 20
-)
-
-// scanHeader walks the top-level fields of an encoded Record, skipping
-// payloads, so verification does not pay for a full decode.
-func scanHeader(b []byte) (header, error) {
-	var h header
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return h, fmt.Errorf("bad tag: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch {
-		case num == fieldSeq && typ == protowire.VarintType:
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return h, fmt.Errorf("bad seq: %w", protowire.ParseError(m))
-			}
-			h.seq, n = v, m
-		case num == fieldID && typ == protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return h, fmt.Errorf("bad id: %w", protowire.ParseError(m))
-			}
-			h.id, n = v, m
-		case num == fieldTime && typ == protowire.VarintType:
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return h, fmt.Errorf("bad time: %w", protowire.ParseError(m))
-			}
-			h.time, n = int64(v), m
-		default:
-			// The payload is a oneof: the last payload field wins, as in
-			// a full decode.
-			if num >= fieldPayloadFirst && num <= fieldPayloadLast {
-				h.exit = num == fieldExit
-			}
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return h, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
-			}
-		}
-		b = b[n:]
-	}
-	return h, nil
-}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/runlog/runlog/internal/dirsync"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/wire"
 )
 
 var (
@@ -34,8 +34,6 @@ var (
 )
 
 const formatVersion = "1"
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Options configure Open. The zero value is a working default.
 type Options struct {
@@ -600,14 +598,11 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 
 // check verifies a stored value's checksum and returns the record bytes.
 func (l *Log) check(seq uint64, v []byte) ([]byte, error) {
-	if len(v) < 4 {
-		return nil, &CorruptError{Path: l.path, Seq: seq, Err: fmt.Errorf("value of %d bytes is shorter than its checksum", len(v))}
+	data, err := wire.Unframe(v)
+	if err != nil {
+		return nil, &CorruptError{Path: l.path, Seq: seq, Err: err}
 	}
-	want := binary.BigEndian.Uint32(v)
-	if got := crc32.Checksum(v[4:], castagnoli); got != want {
-		return nil, &CorruptError{Path: l.path, Seq: seq, Err: fmt.Errorf("checksum %08x, want %08x", got, want)}
-	}
-	return v[4:], nil
+	return data, nil
 }
 
 func (l *Log) decode(seq uint64, v []byte) (*runlogv1.Record, error) {

@@ -16,6 +16,7 @@ import (
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/wal"
 	"github.com/runlog/runlog/wal/waltest"
+	"github.com/runlog/runlog/wire"
 )
 
 func TestAppendReadRoundTrip(t *testing.T) {
@@ -312,7 +313,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 
 func sealed(r *runlogv1.Record) []byte {
 	data, _ := proto.Marshal(r)
-	return append(binary.BigEndian.AppendUint32(nil, crc32c(data)), data...)
+	return wire.AppendFrame(nil, data)
 }
 
 func incID(id []byte) []byte {

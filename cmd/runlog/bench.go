@@ -17,11 +17,10 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/runlog/runlog/client"
 	layout "github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 func cmdBench(args []string) int { return runBench(args, os.Stdout, os.Stderr) }
@@ -582,46 +581,12 @@ func verifyBenchRun(path string, n int) error {
 // historyStep returns the step of an encoded history record, and false for
 // records of other kinds. It reads only the fields it needs.
 func historyStep(b []byte) (int64, bool, error) {
-	const fieldHistory, fieldStep = 12, 1
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, false, protowire.ParseError(n)
-		}
-		b = b[n:]
-		if num == fieldHistory && typ == protowire.BytesType {
-			row, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return 0, false, protowire.ParseError(m)
-			}
-			for len(row) > 0 {
-				num, typ, n := protowire.ConsumeTag(row)
-				if n < 0 {
-					return 0, false, protowire.ParseError(n)
-				}
-				row = row[n:]
-				if num == fieldStep && typ == protowire.VarintType {
-					v, m := protowire.ConsumeVarint(row)
-					if m < 0 {
-						return 0, false, protowire.ParseError(m)
-					}
-					return int64(v), true, nil
-				}
-				m := protowire.ConsumeFieldValue(num, typ, row)
-				if m < 0 {
-					return 0, false, protowire.ParseError(m)
-				}
-				row = row[m:]
-			}
-			return 0, true, nil // step 0 is not encoded
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0, false, protowire.ParseError(m)
-		}
-		b = b[m:]
+	h, err := wire.ParseHeader(b)
+	if err != nil || h.Kind != wire.KindHistory {
+		return 0, false, err
 	}
-	return 0, false, nil
+	step, err := wire.Step(h.Payload)
+	return step, err == nil, err
 }
 
 // latencyHistogram records durations in log-linear buckets: 32 per power of

@@ -1,7 +1,0 @@
-package wal_test
-
-import "hash/crc32"
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
