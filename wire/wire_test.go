@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -409,5 +410,35 @@ func TestAppendHeader(t *testing.T) {
 	}
 	if b := AppendClient(nil, "", 0); len(b) != 0 {
 		t.Fatalf("unset client fields written: %x", b)
+	}
+}
+
+func TestPacked(t *testing.T) {
+	cases := []struct {
+		name string
+		in   []byte
+		typ  protowire.Type
+		want []uint64
+		err  bool
+	}{
+		{name: "varints", in: []byte{0x01, 0x96, 0x01, 0x00}, typ: protowire.VarintType, want: []uint64{1, 150, 0}},
+		{name: "fixed32", in: []byte{1, 0, 0, 0, 2, 0, 0, 0}, typ: protowire.Fixed32Type, want: []uint64{1, 2}},
+		{name: "fixed64", in: []byte{1, 0, 0, 0, 0, 0, 0, 0}, typ: protowire.Fixed64Type, want: []uint64{1}},
+		{name: "empty", in: nil, typ: protowire.VarintType},
+		{name: "truncated varint", in: []byte{0x01, 0x96}, typ: protowire.VarintType, err: true},
+		{name: "truncated fixed32", in: []byte{1, 0, 0}, typ: protowire.Fixed32Type, err: true},
+		{name: "bytes are not packable", in: []byte{0x01}, typ: protowire.BytesType, err: true},
+	}
+	for _, c := range cases {
+		var got []uint64
+		err := Packed(c.in, c.typ, func(v uint64) error { got = append(got, v); return nil })
+		if (err != nil) != c.err || !c.err && fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: %v, %v; want %v, error %v", c.name, got, err, c.want, c.err)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := Packed([]byte{1, 2, 3}, protowire.VarintType, func(uint64) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("Packed went on after fn's error: %v, %d calls", err, n)
 	}
 }
