@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -119,6 +120,9 @@ func openHubStore(ctx context.Context, log *slog.Logger, c hubConfig) (hubStore,
 	return st, nil
 }
 
+// hubMemoryLimit is the hub's soft heap limit (see runHub).
+const hubMemoryLimit = 64 << 20
+
 func runHub(log *slog.Logger, c hubConfig) error {
 	// Catch the signals before anything can tell that the hub is up (the
 	// port file): a SIGTERM right after it must still stop it cleanly.
@@ -130,6 +134,13 @@ func runHub(log *slog.Logger, c hubConfig) error {
 		if token, err = readTokenFile(c.tokenFile); err != nil {
 			return err
 		}
+	}
+	// The hub holds only the batches in flight and a bounded cache of
+	// runs' state: a soft limit keeps the garbage collector from letting
+	// the heap grow to twice that under a steady stream of batches. An
+	// explicit GOMEMLIMIT wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(hubMemoryLimit)
 	}
 	st, err := openHubStore(ctx, log, c)
 	if err != nil {
