@@ -28,6 +28,15 @@ protos=$(cd proto && ls runlog/v1/*.proto)
     --go-grpc_out=. --go-grpc_opt=paths=source_relative \
     $protos
 )
+# The wandb wire subset is Go only: a Python module of it would clash with
+# the wandb SDK's own descriptors in a process that imports both.
+(
+  cd proto
+  ../"$tools"/venv/bin/python -m grpc_tools.protoc -I . \
+    --plugin=protoc-gen-go="../$tools/bin/protoc-gen-go" \
+    --go_out=. --go_opt=paths=source_relative \
+    wandb/v1/*.proto
+)
 # Python stubs land inside the runlog package: runlog/v1/*_pb2.py import each
 # other as runlog.v1.*, which is the installed package's own namespace.
 mkdir -p python/src/runlog/v1
