@@ -21,7 +21,8 @@ import (
 const serviceUsage = `Usage: runlog service [flags]
 
 Runs the local service that training processes log to. It listens on the unix
-socket ROOT/service.sock (and on --listen, if given), writes every record to
+socket ROOT/service.sock (and on --listen, if given), and to the wandb SDK on
+ROOT/wandb.sock (see runlog wandb-env), writes every record to
 ROOT/runs/<run-id>/wal.bolt and acknowledges it once it is on disk. One service
 runs per ROOT. It logs to stderr.
 
@@ -138,7 +139,7 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return svc.Run(ctx)
+	return serveWithWandb(ctx, svc, c.root, log)
 }
 
 // serviceFollowers builds the followers that sync runs upstream from
