@@ -16,14 +16,18 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"service": {"run the local service that training processes log to", cmdService},
-	"hub":     {"run the upstream hub that services sync runs into", cmdHub},
-	"sync":    {"push offline or lagging runs to a hub", cmdSync},
-	"replay":  {"read a run's log back: audit, verify, export, state", cmdReplay},
-	"runs":    {"list runs in a root or on a hub", cmdRuns},
-	"show":    {"show one run on a hub", cmdShow},
-	"bench":   {"measure durable logging throughput and ack latency", cmdBench},
-	"demo":    {"log an example run through the service", cmdDemo},
+	"service":   {"run the local service that training processes log to", cmdService},
+	"hub":       {"run the upstream hub that services sync runs into", cmdHub},
+	"sync":      {"push offline or lagging runs to a hub", cmdSync},
+	"replay":    {"read a run's log back: audit, verify, export, state", cmdReplay},
+	"runs":      {"list runs in a root or on a hub", cmdRuns},
+	"show":      {"show one run on a hub", cmdShow},
+	"bench":     {"measure durable logging throughput and ack latency", cmdBench},
+	"demo":      {"log an example run through the service", cmdDemo},
+	"wandb-env": {"print the WANDB_SERVICE line that points the wandb SDK at the service", cmdWandbEnv},
+	"exec":      {"run a command whose wandb SDK logs to the service", cmdExec},
+	"import":    {"import wandb runs (.wandb files, offline run directories)", cmdImport},
+	"export":    {"export a run as a wandb offline run directory", cmdExport},
 }
 
 func main() {
