@@ -44,7 +44,7 @@ test-go: build
 $(VENV)/.installed: python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ./python pytest numpy
+	$(VENV)/bin/pip install -q -e ./python pytest numpy wandb==0.31.0
 	touch $@
 
 test-python: build $(VENV)/.installed
