@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 	"github.com/runlog/runlog/wandbwire"
 )
 

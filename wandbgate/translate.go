@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 )
 
 // TelemetryKey is the config key that keeps a run's wandb telemetry: the

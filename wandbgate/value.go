@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 )
 
 // itemKey is a wandb item's key: key, else its nested_key joined with "/",

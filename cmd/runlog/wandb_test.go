@@ -19,8 +19,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	wandbv1 "github.com/runlog/runlog/proto/wandb/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/wal"
 	"github.com/runlog/runlog/wandbwire"
@@ -482,4 +482,3 @@ func stopRootService(t *testing.T, root string) {
 		time.Sleep(10 * time.Millisecond) // another process's exit: no event to await
 	}
 }
-
