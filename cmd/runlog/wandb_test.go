@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -481,4 +482,110 @@ func stopRootService(t *testing.T, root string) {
 		}
 		time.Sleep(10 * time.Millisecond) // another process's exit: no event to await
 	}
+}
+
+// TestWandbSDKServiceKilledMidScript SIGKILLs the service in the middle of
+// an unchanged script: the script ends with wandb's own error instead of
+// hanging, and the rows that reached the service before the kill (the
+// script read its summary, which the service answers only once every
+// earlier row is durable) are in the log, in order and gap-free.
+func TestWandbSDKServiceKilledMidScript(t *testing.T) {
+	py := wandbPython(t)
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "root")
+	svc, env := startWandbService(t, root)
+	const k = 300
+	script, _ := filepath.Abs("testdata/wandb/midkill.py")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, script)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "WANDB_MODE=offline", "WANDB_SILENT=true", "WANDB_DIR="+tmp,
+		"WANDB_DISABLE_GIT=true", fmt.Sprintf("K=%d", k), env)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var id string
+	for lines.Scan() {
+		if f := strings.Fields(lines.Text()); len(f) >= 2 && f[0] == "synced" {
+			id = f[1]
+			break
+		}
+	}
+	if id == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("script never synced: %s", stderr.String())
+	}
+	if err := svc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	svc.Wait()
+	killed := time.Now()
+	stdin.Close() // the script logs k more rows and finishes
+	var rest strings.Builder
+	for lines.Scan() {
+		rest.WriteString(lines.Text() + "\n")
+	}
+	err = cmd.Wait()
+	took := time.Since(killed)
+	if ctx.Err() != nil {
+		t.Fatalf("script still running %s after the service was killed: wedged (stderr: %s)", took, stderr.String())
+	}
+	t.Logf("script ended %s after the kill: %v; %s", took.Round(time.Millisecond), err, strings.TrimSpace(rest.String()))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("script exited %v after the service was killed; want wandb's error (stdout %q, stderr %s)", err, rest.String(), stderr.String())
+	}
+
+	l, err := wal.Open(filepath.Join(root, "runs", id, "wal.bolt"), wal.Options{ReadOnly: true, LockTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var steps []int64
+	var lastSeq uint64
+	err = replay.Records(l, replay.Filter{}, func(r *runlogv1.Record) error {
+		if r.GetSeq() != lastSeq+1 {
+			return fmt.Errorf("seq %d follows %d", r.GetSeq(), lastSeq)
+		}
+		lastSeq = r.GetSeq()
+		h := r.GetHistory()
+		if h == nil {
+			return nil
+		}
+		vals := map[string]*runlogv1.Value{}
+		for _, it := range h.GetItems() {
+			vals[it.GetKey()] = it.GetValue()
+		}
+		s := h.GetStep()
+		if vals["i"].GetIntValue() != s || vals["v"].GetDoubleValue() != float64(s)*1.5 {
+			return fmt.Errorf("row at step %d holds i=%v v=%v", s, vals["i"], vals["v"])
+		}
+		steps = append(steps, s)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("log of %s: %v", id, err)
+	}
+	for i, s := range steps {
+		if s != int64(i) {
+			t.Fatalf("row %d has step %d: the log has a gap", i, s)
+		}
+	}
+	if len(steps) < k {
+		t.Fatalf("log holds %d rows; the %d before the sync point reached the service", len(steps), k)
+	}
+	t.Logf("log holds %d rows (%d before the sync point, %d logged in all)", len(steps), k, 2*k)
 }
