@@ -108,7 +108,9 @@ func (e *Exporter) Record(r *runlogv1.Record) error {
 	case *runlogv1.Record_Config:
 		var set []*runlogv1.Item
 		for _, it := range p.Config.GetSet() {
-			if it.GetKey() != TelemetryKey {
+			// Keys under _wandb/ are runlog's notes on an imported run
+			// (telemetry, record numbers), not the run's config.
+			if !strings.HasPrefix(it.GetKey(), "_wandb/") {
 				set = append(set, it)
 			}
 		}

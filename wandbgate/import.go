@@ -2,6 +2,7 @@ package wandbgate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,9 +60,36 @@ func Import(ctx context.Context, c *client.Client, path string) (ImportResult, e
 	}
 	t := NewTranslator()
 	var run *client.Run
-	emit := func(rec *runlogv1.Record) error {
+	var nums recordNums
+	var num int64 // the wandb record number of the record being translated
+	write := func(rec *runlogv1.Record, num int64) error {
 		res.Written++
+		nums.add(uint64(res.Written), num)
 		return run.Publish(ctx, rec)
+	}
+	// wandb's core writes the summary it derives from history as one or
+	// two summary records after every row: merged into one record, kept
+	// until a record other than a row or a plain summary update, they
+	// fold to the same summary at a third of the records.
+	var sum summaryMerge
+	flushSummary := func() error {
+		if rec, last := sum.take(); rec != nil {
+			return write(rec, last)
+		}
+		return nil
+	}
+	emit := func(rec *runlogv1.Record) error {
+		switch {
+		case rec.GetHistory() != nil:
+		case rec.GetSummary() != nil && len(rec.GetSummary().GetRemove()) == 0:
+			sum.add(rec.GetSummary().GetSet(), num)
+			return nil
+		default:
+			if err := flushSummary(); err != nil {
+				return err
+			}
+		}
+		return write(rec, num)
 	}
 	var rec wandbv1.Record
 	for {
@@ -83,6 +111,7 @@ func Import(ctx context.Context, c *client.Client, path string) (ImportResult, e
 			break
 		}
 		res.Records++
+		num = rec.GetNum()
 		if run == nil {
 			rr := rec.GetRun()
 			if rr == nil {
@@ -110,6 +139,12 @@ func Import(ctx context.Context, c *client.Client, path string) (ImportResult, e
 		}
 		return res, fmt.Errorf("import %s: no run record", path)
 	}
+	if err := flushSummary(); err != nil {
+		return res, fmt.Errorf("import %s: %w", path, err)
+	}
+	if err := run.Publish(ctx, nums.config(run.ClientID())); err != nil {
+		return res, fmt.Errorf("import %s: record numbers: %w", path, err)
+	}
 	e := t.Exit()
 	if e == nil {
 		msg := "the .wandb file ends without an exit record"
@@ -122,4 +157,77 @@ func Import(ctx context.Context, c *client.Client, path string) (ImportResult, e
 		return res, fmt.Errorf("import %s: finish run %s: %w", path, run.ID(), err)
 	}
 	return res, nil
+}
+
+// RecordNumsKey is the config key where an import keeps the wandb record
+// number of every runlog record it wrote, as JSON:
+//
+//	{"client_id": ID, "spans": [[client_seq, num, count], ...]}
+//
+// The records the import wrote carry client_id ID; the one with client_seq
+// c in a span [s, n, k] (s <= c < s+k) came from wandb record n+(c-s). A
+// wandb record may yield no runlog record (the header, requests) or several
+// (a files record). Spans keep the mapping small: one span covers every
+// run of consecutive records that map one to one.
+const RecordNumsKey = "_wandb/record_nums"
+
+// recordNums collects the spans of RecordNumsKey.
+type recordNums struct {
+	spans [][3]int64
+}
+
+func (m *recordNums) add(seq uint64, num int64) {
+	if n := len(m.spans); n > 0 {
+		s := &m.spans[n-1]
+		if int64(seq) == s[0]+s[2] && num == s[1]+s[2] {
+			s[2]++
+			return
+		}
+	}
+	m.spans = append(m.spans, [3]int64{int64(seq), num, 1})
+}
+
+func (m *recordNums) config(clientID string) *runlogv1.Record {
+	b, _ := json.Marshal(struct {
+		ClientID string     `json:"client_id"`
+		Spans    [][3]int64 `json:"spans"`
+	}{clientID, m.spans})
+	return &runlogv1.Record{Payload: &runlogv1.Record_Config{Config: &runlogv1.ConfigUpdate{
+		Set: []*runlogv1.Item{{Key: RecordNumsKey, Value: &runlogv1.Value{Kind: &runlogv1.Value_JsonValue{JsonValue: b}}}},
+	}}}
+}
+
+// summaryMerge merges summary updates: later values of a key replace
+// earlier ones, keys keep the order they first came in.
+type summaryMerge struct {
+	items []*runlogv1.Item
+	index map[string]int
+	last  int64 // the wandb record number of the last update merged
+}
+
+func (m *summaryMerge) add(set []*runlogv1.Item, num int64) {
+	if m.index == nil {
+		m.index = map[string]int{}
+	}
+	for _, it := range set {
+		if i, ok := m.index[it.GetKey()]; ok {
+			m.items[i] = it
+			continue
+		}
+		m.index[it.GetKey()] = len(m.items)
+		m.items = append(m.items, it)
+	}
+	m.last = num
+}
+
+// take returns the merged update, nil if there is none, and the record
+// number it maps to, and starts over.
+func (m *summaryMerge) take() (*runlogv1.Record, int64) {
+	if len(m.items) == 0 {
+		return nil, 0
+	}
+	rec := &runlogv1.Record{Payload: &runlogv1.Record_Summary{Summary: &runlogv1.SummaryUpdate{Set: m.items}}}
+	m.items = nil
+	clear(m.index)
+	return rec, m.last
 }
