@@ -41,6 +41,8 @@ type Gate struct {
 	mu sync.Mutex // protects the fields below
 	ls map[net.Listener]struct{}
 	cs map[net.Conn]struct{}
+	// runs are the open runs by id, shared by the streams writing them.
+	runs map[string]*sharedRun
 	// unserved remembers the request kinds already logged as unserved.
 	unserved map[string]bool
 	closed   bool
@@ -56,7 +58,7 @@ func New(c *client.Client, opts Options) *Gate {
 	if opts.FinishTimeout <= 0 {
 		opts.FinishTimeout = 60 * time.Second
 	}
-	return &Gate{c: c, opts: opts, log: opts.Logger, ls: map[net.Listener]struct{}{}, cs: map[net.Conn]struct{}{}, unserved: map[string]bool{}}
+	return &Gate{c: c, opts: opts, log: opts.Logger, ls: map[net.Listener]struct{}{}, cs: map[net.Conn]struct{}{}, runs: map[string]*sharedRun{}, unserved: map[string]bool{}}
 }
 
 // Serve accepts SDK connections on l until Close. It returns nil after
@@ -125,7 +127,7 @@ type stream struct {
 	id       string
 	settings *wandbv1.Settings
 	t        *Translator
-	run      *client.Run
+	run      *sharedRun // nil until the stream's run record
 	done     bool
 }
 
@@ -188,8 +190,8 @@ func (c *conn) abandon(s *stream) {
 	c.g.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_ = s.t.Flush(func(r *runlogv1.Record) error { return s.run.Publish(ctx, r) })
-	if err := s.run.FinishWith(ctx, 1, runlogv1.ExitReason_EXIT_REASON_CRASHED, "wandb SDK disconnected before finishing"); err != nil {
+	_ = s.t.Flush(func(r *runlogv1.Record) error { return s.run.publish(ctx, r) })
+	if err := s.run.detach(ctx, nil); err != nil {
 		c.g.log.Warn("close abandoned wandb run", "run", s.id, "err", err)
 	}
 	s.done = true
@@ -333,7 +335,7 @@ func (c *conn) publish(s *stream, rec *wandbv1.Record) error {
 		return nil
 	}
 	return s.t.Record(rec, func(r *runlogv1.Record) error {
-		return s.run.Publish(context.Background(), r)
+		return s.run.publish(context.Background(), r)
 	})
 }
 
@@ -347,7 +349,7 @@ func (c *conn) openRun(s *stream, r *wandbv1.RunRecord, result *wandbv1.Result) 
 	if s.run != nil {
 		// A second run record updates the run's description.
 		return s.t.Record(&wandbv1.Record{Kind: &wandbv1.Record_Run{Run: r}}, func(rec *runlogv1.Record) error {
-			return s.run.Publish(context.Background(), rec)
+			return s.run.publish(context.Background(), rec)
 		})
 	}
 	runID := r.GetRunId()
@@ -357,15 +359,17 @@ func (c *conn) openRun(s *stream, r *wandbv1.RunRecord, result *wandbv1.Result) 
 	ctx, cancel := context.WithTimeout(context.Background(), c.g.opts.FinishTimeout)
 	defer cancel()
 	info := RunInfo(r)
-	run, err := c.g.c.Init(ctx, client.RunOptions{
-		ID:      runID,
-		Resume:  client.ResumeAllow,
-		Project: info.GetProject(),
-		Name:    info.GetName(),
-		Group:   info.GetGroup(),
-		Tags:    info.GetTags(),
-		Notes:   info.GetNotes(),
-		JobType: info.GetJobType(),
+	sr, first, err := c.g.attach(runID, func() (*client.Run, error) {
+		return c.g.c.Init(ctx, client.RunOptions{
+			ID:      runID,
+			Resume:  client.ResumeAllow,
+			Project: info.GetProject(),
+			Name:    info.GetName(),
+			Group:   info.GetGroup(),
+			Tags:    info.GetTags(),
+			Notes:   info.GetNotes(),
+			JobType: info.GetJobType(),
+		})
 	})
 	if err != nil {
 		result.Kind = &wandbv1.Result_RunResult{RunResult: &wandbv1.RunUpdateResult{
@@ -373,13 +377,18 @@ func (c *conn) openRun(s *stream, r *wandbv1.RunRecord, result *wandbv1.Result) 
 		}}
 		return err
 	}
-	s.run = run
-	echo.Resumed = run.Resumed()
-	if run.Resumed() && echo.GetStartingStep() == 0 && run.StartStep() > 0 {
-		echo.StartingStep = run.StartStep()
+	s.run = sr
+	if first {
+		echo.Resumed = sr.run.Resumed()
+	} else {
+		// Another process of a shared run opened it: this one joins.
+		echo.Resumed = true
+	}
+	if step := sr.step(); echo.Resumed && echo.GetStartingStep() == 0 && step > 0 {
+		echo.StartingStep = step
 	}
 	return s.t.Record(&wandbv1.Record{Kind: &wandbv1.Record_Run{Run: r}}, func(rec *runlogv1.Record) error {
-		return run.Publish(context.Background(), rec)
+		return sr.publish(context.Background(), rec)
 	})
 }
 
@@ -395,14 +404,12 @@ func (c *conn) exit(s *stream, rec *wandbv1.Record, result *wandbv1.Result) erro
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.g.opts.FinishTimeout)
 	defer cancel()
-	e := s.t.Exit()
-	err := s.run.FinishWith(ctx, int(e.GetCode()), e.GetReason(), e.GetMessage())
+	err := s.run.detach(ctx, s.t.Exit())
+	s.done = true // counted out, finished or not
 	var rej *client.RejectedError
 	if err != nil && !errors.As(err, &rej) {
 		result.GetExitResult().TimedOut = true
-		return err
 	}
-	s.done = true
 	return err
 }
 
@@ -451,11 +458,11 @@ func (c *conn) summary(s *stream) ([]*wandbv1.JSONItem, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if !s.done {
-		if err := s.run.Flush(ctx); err != nil {
+		if err := s.run.flush(ctx); err != nil {
 			return nil, err
 		}
 	}
-	q, err := c.g.c.Query(ctx, s.run.ID(), nil, 0)
+	q, err := c.g.c.Query(ctx, s.run.id, nil, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -474,3 +481,7 @@ func (c *conn) sampled(s *stream) ([]*wandbv1.SampledHistoryItem, error) {
 
 // SocketPath is where a service rooted at root serves the wandb SDK.
 func SocketPath(root string) string { return filepath.Join(root, "wandb.sock") }
+
+// PortPath is where a service rooted at root that also serves the wandb SDK
+// on TCP writes that port.
+func PortPath(root string) string { return filepath.Join(root, "wandb.port") }

@@ -36,6 +36,7 @@ Flags:
 type serviceConfig struct {
 	root           string
 	listen         string
+	wandbListen    string
 	portFile       string
 	parentPID      int
 	maxRecordBytes int
@@ -62,6 +63,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) 
 	}
 	fs.StringVar(&c.root, "root", "", "runlog root `DIR` (default $RUNLOG_DIR, else ~/.runlog); created with mode 0700")
 	fs.StringVar(&c.listen, "listen", "", "also listen on TCP, `tcp://HOST:PORT`; port 0 picks a free port (the port file tells which)")
+	fs.StringVar(&c.wandbListen, "wandb-listen", "", "also serve the wandb SDK on loopback TCP, `tcp://127.0.0.1:PORT`; port 0 picks a free port (ROOT/wandb.port tells which; runlog wandb-env --tcp)")
 	fs.StringVar(&c.portFile, "port-file", "", "once listening, write `FILE` atomically: {\"pid\":..,\"unix\":..,\"tcp\":..}")
 	fs.IntVar(&c.parentPID, "parent-pid", 0, "exit once process `PID` is gone and no run is open")
 	fs.IntVar(&c.maxRecordBytes, "max-record-bytes", mux.DefaultMaxRecordBytes, "refuse encoded records larger than `N` bytes")
@@ -139,7 +141,7 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serveWithWandb(ctx, svc, c.root, log)
+	return serveWithWandb(ctx, svc, c.root, c.wandbListen, log)
 }
 
 // serviceFollowers builds the followers that sync runs upstream from

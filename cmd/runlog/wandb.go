@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,28 +22,54 @@ import (
 	"github.com/runlog/runlog/wandbgate"
 )
 
-// serveWithWandb runs svc with the wandb front door on ROOT/wandb.sock. The
-// socket listens before the service is ready, so an SDK that connects early
-// waits in the backlog; the door closes before the service drains, so the
-// runs it abandons are closed while the service still takes records.
-func serveWithWandb(ctx context.Context, svc *mux.Service, root string, log *slog.Logger) error {
+// serveWithWandb runs svc with the wandb front door on ROOT/wandb.sock and,
+// if tcpAddr is set, on that loopback TCP address too (its port written to
+// ROOT/wandb.port). The sockets listen before the service is ready, so an
+// SDK that connects early waits in the backlog; the door closes before the
+// service drains, so the runs it abandons are closed while the service
+// still takes records.
+func serveWithWandb(ctx context.Context, svc *mux.Service, root, tcpAddr string, log *slog.Logger) error {
 	path := wandbgate.SocketPath(root)
 	// The root's lock is ours: a socket file left there is a dead
 	// service's.
 	os.Remove(path)
+	os.Remove(wandbgate.PortPath(root))
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		svc.Close()
 		return fmt.Errorf("listen for wandb on %s: %w", path, err)
 	}
 	defer os.Remove(path)
+	lns := []net.Listener{ln}
+	if tcpAddr != "" {
+		tln, err := listenWandbTCP(tcpAddr)
+		if err != nil {
+			ln.Close()
+			svc.Close()
+			return err
+		}
+		lns = append(lns, tln)
+		portPath := wandbgate.PortPath(root)
+		defer os.Remove(portPath)
+		port := tln.Addr().(*net.TCPAddr).Port
+		if err := writeFileAtomic(portPath, []byte(fmt.Sprintf("%d\n", port))); err != nil {
+			ln.Close()
+			tln.Close()
+			svc.Close()
+			return err
+		}
+	}
 	svcCtx, stopSvc := context.WithCancel(context.Background())
 	defer stopSvc()
 	gateDone := make(chan struct{})   // closed once the service has stopped
 	gateClosed := make(chan struct{}) // closed once the door is shut
 	go func() {
 		defer close(gateClosed)
-		defer ln.Close()
+		defer func() {
+			for _, l := range lns {
+				l.Close()
+			}
+		}()
 		select {
 		case <-svc.Ready():
 		case <-ctx.Done():
@@ -56,17 +84,22 @@ func serveWithWandb(ctx context.Context, svc *mux.Service, root string, log *slo
 		}
 		defer c.Close()
 		gate := wandbgate.New(c, wandbgate.Options{Logger: log})
-		served := make(chan error, 1)
-		go func() { served <- gate.Serve(ln) }()
-		log.Info("wandb front door listening", "unix", path)
+		served := make(chan error, len(lns))
+		for _, l := range lns {
+			go func() { served <- gate.Serve(l) }()
+		}
+		log.Info("wandb front door listening", "unix", path, "tcp", tcpAddrOf(lns))
 		select {
 		case <-ctx.Done():
 		case <-gateDone:
 		case err := <-served:
 			log.Error("wandb front door stopped", "err", err)
+			served <- nil // counted below
 		}
 		gate.Close()
-		<-served
+		for range lns {
+			<-served
+		}
 	}()
 	go func() {
 		select {
@@ -82,6 +115,58 @@ func serveWithWandb(ctx context.Context, svc *mux.Service, root string, log *slo
 	return err
 }
 
+// listenWandbTCP listens on a loopback TCP address: the wandb protocol has
+// no authentication, so it never listens beyond this host.
+func listenWandbTCP(addr string) (net.Listener, error) {
+	hostPort := strings.TrimPrefix(addr, "tcp://")
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return nil, fmt.Errorf("--wandb-listen %s: want tcp://127.0.0.1:PORT: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--wandb-listen %s: the wandb protocol has no authentication; listen on a loopback address (tcp://127.0.0.1:PORT)", addr)
+	}
+	l, err := net.Listen("tcp", hostPort)
+	if err != nil {
+		return nil, fmt.Errorf("listen for wandb on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func tcpAddrOf(lns []net.Listener) string {
+	for _, l := range lns {
+		if a, ok := l.Addr().(*net.TCPAddr); ok {
+			return a.String()
+		}
+	}
+	return ""
+}
+
+// writeFileAtomic writes data to path through a temp file in the same
+// directory, fsynced and renamed, so a reader never sees half of it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // wandbToken is the WANDB_SERVICE value that points the wandb SDK at the
 // service of root, whose process is pid.
 func wandbToken(pid int, root string) string {
@@ -93,8 +178,10 @@ var errNoWandbService = errors.New("no runlog service is running there")
 func cmdWandbEnv(args []string) int {
 	fs := flag.NewFlagSet("wandb-env", flag.ContinueOnError)
 	rootFlag := fs.String("root", "", "runlog root `DIR` (default $RUNLOG_DIR, else ~/.runlog)")
+	tcp := fs.Bool("tcp", false, "point the SDK at the service's loopback TCP listener instead of ROOT/wandb.sock (a service started here listens on a free port)")
+	noStart := fs.Bool("no-start", false, "fail instead of starting a service when none runs")
 	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: runlog wandb-env [--root DIR]\n\nPrints the WANDB_SERVICE=... line that points an unchanged wandb script at the\nrunning service of ROOT, for eval or an env file. See also runlog exec.\n\nFlags:\n")
+		fmt.Fprint(os.Stderr, "Usage: runlog wandb-env [--root DIR] [--tcp] [--no-start]\n\nPrints the WANDB_SERVICE=... line that points an unchanged wandb script at the\nservice of ROOT, for eval or an env file. When no service runs there it starts\none that keeps running after this command (stop it with SIGTERM; its log is\nROOT/service.log). See also runlog exec.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -105,13 +192,105 @@ func cmdWandbEnv(args []string) int {
 		fmt.Fprintf(os.Stderr, "runlog wandb-env: %v\n", err)
 		return 2
 	}
-	info, err := client.ReadLock(root)
-	if err != nil || info.PID == 0 {
-		fmt.Fprintf(os.Stderr, "runlog wandb-env: %s: %v; start one with runlog service --root %s, or use runlog exec\n", root, errNoWandbService, root)
+	pid, err := runningWandbService(root)
+	if err != nil {
+		if *noStart {
+			fmt.Fprintf(os.Stderr, "runlog wandb-env: %s: %v; start one with: runlog service --root %s", root, err, root)
+			if *tcp {
+				fmt.Fprint(os.Stderr, " --wandb-listen tcp://127.0.0.1:0")
+			}
+			fmt.Fprint(os.Stderr, " &\n")
+			return 1
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if pid, err = spawnWandbService(ctx, root, *tcp); err != nil {
+			fmt.Fprintf(os.Stderr, "runlog wandb-env: start a service in %s: %v\n", root, err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "runlog wandb-env: started runlog service %d in %s (log: %s)\n", pid, root, filepath.Join(root, "service.log"))
+	}
+	if !*tcp {
+		fmt.Printf("WANDB_SERVICE=%s\n", wandbToken(pid, root))
+		return 0
+	}
+	b, err := os.ReadFile(wandbgate.PortPath(root))
+	port, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || perr != nil {
+		fmt.Fprintf(os.Stderr, "runlog wandb-env: the service of %s (pid %d) does not serve wandb on TCP; restart it with --wandb-listen tcp://127.0.0.1:0, or leave out --tcp\n", root, pid)
 		return 1
 	}
-	fmt.Printf("WANDB_SERVICE=%s\n", wandbToken(info.PID, root))
+	fmt.Printf("WANDB_SERVICE=3-%d-tcp-localhost-%d\n", pid, port)
 	return 0
+}
+
+// runningWandbService returns the pid of the service that holds root and
+// serves the wandb SDK there.
+func runningWandbService(root string) (int, error) {
+	info, err := client.ReadLock(root)
+	if err != nil || info.PID == 0 || syscall.Kill(info.PID, 0) != nil {
+		return 0, errNoWandbService
+	}
+	if _, err := os.Stat(wandbgate.SocketPath(root)); err != nil {
+		return 0, fmt.Errorf("%w (pid %d holds the root but has no %s yet)", errNoWandbService, info.PID, wandbgate.SocketPath(root))
+	}
+	return info.PID, nil
+}
+
+// spawnWandbService starts a service on root that outlives this process,
+// in a session of its own, and waits until it serves the wandb SDK. A
+// service another command started at the same time wins as well.
+func spawnWandbService(ctx context.Context, root string, tcp bool) (int, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return 0, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	logFile, err := os.OpenFile(filepath.Join(root, "service.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logFile.Close()
+	portFile := filepath.Join(root, fmt.Sprintf("wandb-env-%d.port", os.Getpid()))
+	defer os.Remove(portFile)
+	args := []string{"service", "--root", root, "--port-file", portFile}
+	if tcp {
+		args = append(args, "--wandb-listen", "tcp://127.0.0.1:0")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // ends when the service does
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond) // the port file has no event to await
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(portFile); err == nil {
+			if pid, err := runningWandbService(root); err == nil {
+				return pid, nil
+			}
+		}
+		select {
+		case err := <-exited:
+			// Another starter won the lock: use its service.
+			if pid, rerr := runningWandbService(root); rerr == nil {
+				return pid, nil
+			}
+			return 0, fmt.Errorf("the service exited (%v); see %s", err, filepath.Join(root, "service.log"))
+		case <-deadline.C:
+			return 0, fmt.Errorf("no service after 30s; see %s", filepath.Join(root, "service.log"))
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 func cmdExec(args []string) int {

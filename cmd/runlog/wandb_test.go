@@ -780,3 +780,154 @@ func forEachWandbRecord(t *testing.T, path string, fn func(*wandbv1.Record)) {
 		fn(rec)
 	}
 }
+
+// TestWandbSDKShared runs three SDK processes on one run in wandb's shared
+// mode at the same time: every row of each lands in the one run, the steps
+// never go down, and the run finishes once, after the last process.
+func TestWandbSDKShared(t *testing.T) {
+	py := wandbPython(t)
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "root")
+	_, env := startWandbService(t, root)
+	script, _ := filepath.Abs("testdata/wandb/shared.py")
+	const n = 150
+	labels := []string{"a", "b", "c"}
+	cmds := map[string]*exec.Cmd{}
+	outs := map[string]*bytes.Buffer{}
+	for _, l := range labels {
+		primary := "0"
+		if l == "a" {
+			primary = "1"
+		}
+		cmd := exec.Command(py, script)
+		cmd.Dir = tmp
+		// Shared mode is an online mode: the SDK wants a key, which only
+		// the (absent) server would read.
+		cmd.Env = append(os.Environ(), env, "WANDB_SILENT=true", "WANDB_DIR="+tmp, "WANDB_DISABLE_GIT=true",
+			"WANDB_API_KEY="+strings.Repeat("0", 40), "WANDB_BASE_URL=http://127.0.0.1:9",
+			"WANDB_CONFIG_DIR="+t.TempDir(), "RUN_ID=shared1", "LABEL="+l, "PRIMARY="+primary, fmt.Sprintf("N=%d", n))
+		outs[l] = &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = outs[l], outs[l]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[l] = cmd
+	}
+	for _, l := range labels {
+		if err := cmds[l].Wait(); err != nil || !strings.Contains(outs[l].String(), "finished shared1") {
+			t.Errorf("process %s: %v: %s", l, err, outs[l].String())
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	stopRootService(t, root)
+	l, err := wal.Open(filepath.Join(root, "runs", "shared1", "wal.bolt"), wal.Options{ReadOnly: true, LockTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	next := map[string]int64{} // label -> next i expected
+	lastStep, exits, afterExit := int64(-1), 0, 0
+	config := map[string]bool{}
+	err = replay.Records(l, replay.Filter{}, func(r *runlogv1.Record) error {
+		if exits > 0 {
+			afterExit++
+		}
+		switch p := r.GetPayload().(type) {
+		case *runlogv1.Record_History:
+			if p.History.GetStep() <= lastStep {
+				return fmt.Errorf("step %d after step %d", p.History.GetStep(), lastStep)
+			}
+			lastStep = p.History.GetStep()
+			for _, it := range p.History.GetItems() {
+				label, key, ok := strings.Cut(it.GetKey(), "/")
+				if !ok || key != "i" {
+					continue
+				}
+				if it.GetValue().GetIntValue() != next[label] {
+					return fmt.Errorf("process %s: row i=%d where %d is due", label, it.GetValue().GetIntValue(), next[label])
+				}
+				next[label]++
+			}
+		case *runlogv1.Record_Config:
+			for _, it := range p.Config.GetSet() {
+				config[it.GetKey()] = true
+			}
+		case *runlogv1.Record_Exit:
+			exits++
+			if p.Exit.GetCode() != 0 {
+				return fmt.Errorf("run finished with code %d", p.Exit.GetCode())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lb := range labels {
+		if next[lb] != n || !config[lb] {
+			t.Errorf("process %s: %d of %d rows in the run, config key set: %v", lb, next[lb], n, config[lb])
+		}
+	}
+	if exits != 1 || afterExit != 0 {
+		t.Errorf("%d exit records, %d records after the first; want one, last", exits, afterExit)
+	}
+}
+
+// TestWandbEnvTCP: runlog wandb-env --tcp starts a service that outlives
+// it, serving the SDK on loopback TCP, and a script logs through it;
+// --no-start says how to start one; --wandb-listen refuses other hosts.
+func TestWandbEnvTCP(t *testing.T) {
+	py := wandbPython(t)
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "root")
+	var stderr bytes.Buffer
+	noStart := exec.Command(bin(t), "wandb-env", "--root", root, "--no-start")
+	noStart.Stderr = &stderr
+	if err := noStart.Run(); err == nil || !strings.Contains(stderr.String(), "runlog service --root "+root) {
+		t.Fatalf("wandb-env --no-start with no service: %v, %q; want a failure that says how to start one", err, stderr.String())
+	}
+	if b, err := exec.Command(bin(t), "service", "--root", filepath.Join(tmp, "other"), "--wandb-listen", "tcp://0.0.0.0:0").CombinedOutput(); err == nil || !strings.Contains(string(b), "loopback") {
+		t.Fatalf("service --wandb-listen on all interfaces: %v: %s; want a refusal", err, b)
+	}
+
+	t.Cleanup(func() { stopRootService(t, root) })
+	out, err := exec.Command(bin(t), "wandb-env", "--root", root, "--tcp").Output()
+	if err != nil {
+		t.Fatalf("wandb-env --tcp: %v", err)
+	}
+	env := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(env, "WANDB_SERVICE=3-") || !strings.Contains(env, "-tcp-localhost-") {
+		t.Fatalf("wandb-env --tcp printed %q", env)
+	}
+	// The command has ended; its service still serves.
+	again, err := exec.Command(bin(t), "wandb-env", "--root", root, "--tcp", "--no-start").Output()
+	if err != nil || strings.TrimSpace(string(again)) != env {
+		t.Fatalf("second wandb-env --tcp: %v, %q; want the same service (%q)", err, again, env)
+	}
+	const n = 200
+	script, _ := filepath.Abs("testdata/wandb/rows.py")
+	cmd := exec.Command(py, script)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), env, "WANDB_MODE=offline", "WANDB_SILENT=true", "WANDB_DIR="+tmp,
+		"WANDB_DISABLE_GIT=true", fmt.Sprintf("N=%d", n))
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("script over TCP: %v: %s", err, b)
+	}
+	id := strings.TrimSpace(string(b[bytes.LastIndex(b, []byte("finished "))+len("finished "):]))
+	stopRootService(t, root)
+	if _, err := os.Stat(filepath.Join(root, "wandb.port")); !os.IsNotExist(err) {
+		t.Errorf("wandb.port left after the service stopped: %v", err)
+	}
+	v := readRunlogView(t, root, id, false)
+	if len(v.rows) != n {
+		t.Fatalf("run %s holds %d rows, want %d", id, len(v.rows), n)
+	}
+	for step, row := range v.rows {
+		if row["i"] != float64(step) || row["x"] != float64(step)*0.25 {
+			t.Fatalf("row %d: %v", step, row)
+		}
+	}
+}
