@@ -52,7 +52,7 @@ test-python: build $(VENV)/.installed
 		RUNLOG_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q python/tests; \
 	else echo "no python tests yet"; fi
 
-bench: build
+bench: build $(VENV)/.installed
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2s ./wal/ ./mux/
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./replay/
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/ ./sender/
@@ -61,6 +61,7 @@ bench: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./cmd/runlog/
 	$(BIN) bench --root $$(mktemp -d) --runs 1 --records 1000000 --keys 10
 	$(BIN) bench --root $$(mktemp -d) --runs 8 --records 250000 --keys 10
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python python/bench/bench_wandb.py --calls 100000
 
 soak: build
 	RUNLOG_BIN=$(CURDIR)/$(BIN) RUNLOG_SOAK=1 $(GO) test -timeout 60m -run 'Soak|HubsOnPostgres' -v ./cmd/runlog/

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/runlog/runlog/client"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
@@ -27,7 +28,24 @@ type sharedRun struct {
 	// the last.
 	exit     *runlogv1.Exit
 	finished bool
+	// pending are records taken from the SDK and not yet handed to the
+	// client, at most holdRecords of them and for at most holdFor: the
+	// SDK's log() awaits no answer, and the service commits a batch of
+	// rows for about the cost of one. Whatever awaits durability (exit,
+	// get_summary) hands them over first.
+	pending []*runlogv1.Record
+	timer   *time.Timer // hands pending over after holdFor
+	// err is the first error of a hand-over the timer made; the next
+	// publish returns it.
+	err error
 }
+
+// How long and how many records the gate holds before handing them to the
+// client.
+const (
+	holdFor     = 5 * time.Millisecond
+	holdRecords = 512
+)
 
 // attach opens the run on its first stream and counts the stream in.
 func (g *Gate) attach(id string, open func() (*client.Run, error)) (*sharedRun, bool, error) {
@@ -72,7 +90,49 @@ func (sr *sharedRun) publish(ctx context.Context, rec *runlogv1.Record) error {
 		}
 		sr.next = h.Step + 1
 	}
-	return sr.run.Publish(ctx, rec)
+	if err := sr.err; err != nil {
+		sr.err = nil
+		return err
+	}
+	sr.pending = append(sr.pending, rec)
+	if len(sr.pending) >= holdRecords {
+		return sr.handOverLocked(ctx)
+	}
+	if len(sr.pending) == 1 {
+		if sr.timer == nil {
+			sr.timer = time.AfterFunc(holdFor, sr.handOverLater)
+		} else {
+			sr.timer.Reset(holdFor)
+		}
+	}
+	return nil
+}
+
+// handOverLater is the timer's hand-over.
+func (sr *sharedRun) handOverLater() {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), sr.g.opts.FinishTimeout)
+	defer cancel()
+	if err := sr.handOverLocked(ctx); err != nil && sr.err == nil {
+		sr.err = err
+	}
+}
+
+// handOverLocked publishes the pending records through the client.
+func (sr *sharedRun) handOverLocked(ctx context.Context) error {
+	if sr.timer != nil {
+		sr.timer.Stop()
+	}
+	for i, rec := range sr.pending {
+		if err := sr.run.Publish(ctx, rec); err != nil {
+			sr.pending = append(sr.pending[:0], sr.pending[i+1:]...)
+			return err
+		}
+		sr.pending[i] = nil
+	}
+	sr.pending = sr.pending[:0]
+	return nil
 }
 
 // detach counts a stream out with its exit (nil when its connection went
@@ -87,6 +147,10 @@ func (sr *sharedRun) detach(ctx context.Context, e *runlogv1.Exit) error {
 		sr.exit = e
 	}
 	sr.refs--
+	if err := sr.handOverLocked(ctx); err != nil {
+		sr.mu.Unlock()
+		return fmt.Errorf("run %s: %w", sr.id, err)
+	}
 	if sr.refs > 0 {
 		err := sr.run.Flush(ctx)
 		sr.mu.Unlock()
@@ -112,8 +176,12 @@ func (sr *sharedRun) detach(ctx context.Context, e *runlogv1.Exit) error {
 // flush waits until every record published so far is durable.
 func (sr *sharedRun) flush(ctx context.Context) error {
 	sr.mu.Lock()
+	err := sr.handOverLocked(ctx)
 	run := sr.run
 	sr.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return run.Flush(ctx)
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type serviceConfig struct {
 	listen         string
 	wandbListen    string
 	portFile       string
+	cpuProfile     string
 	parentPID      int
 	maxRecordBytes int
 	crashGrace     time.Duration
@@ -64,6 +66,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) 
 	fs.StringVar(&c.root, "root", "", "runlog root `DIR` (default $RUNLOG_DIR, else ~/.runlog); created with mode 0700")
 	fs.StringVar(&c.listen, "listen", "", "also listen on TCP, `tcp://HOST:PORT`; port 0 picks a free port (the port file tells which)")
 	fs.StringVar(&c.wandbListen, "wandb-listen", "", "also serve the wandb SDK on loopback TCP, `tcp://127.0.0.1:PORT`; port 0 picks a free port (ROOT/wandb.port tells which; runlog wandb-env --tcp)")
+	fs.StringVar(&c.cpuProfile, "cpu-profile", "", "write a CPU profile of the service to `FILE` when it stops (for go tool pprof)")
 	fs.StringVar(&c.portFile, "port-file", "", "once listening, write `FILE` atomically: {\"pid\":..,\"unix\":..,\"tcp\":..}")
 	fs.IntVar(&c.parentPID, "parent-pid", 0, "exit once process `PID` is gone and no run is open")
 	fs.IntVar(&c.maxRecordBytes, "max-record-bytes", mux.DefaultMaxRecordBytes, "refuse encoded records larger than `N` bytes")
@@ -106,6 +109,19 @@ func cmdService(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "runlog service: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "runlog service: cpu profile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := runService(ctx, c, log); err != nil {
