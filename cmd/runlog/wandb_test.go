@@ -706,7 +706,7 @@ func TestWandbImportRows(t *testing.T) {
 	var recs []*runlogv1.Record
 	var mapping struct {
 		ClientID string     `json:"client_id"`
-		Spans    [][3]int64 `json:"spans"`
+		Spans    [][4]int64 `json:"spans"`
 	}
 	err = replay.Records(l, replay.Filter{}, func(r *runlogv1.Record) error {
 		recs = append(recs, proto.Clone(r).(*runlogv1.Record)) // r is reused
@@ -725,7 +725,7 @@ func TestWandbImportRows(t *testing.T) {
 	numOf := func(seq uint64) int64 {
 		for _, s := range mapping.Spans {
 			if int64(seq) >= s[0] && int64(seq) < s[0]+s[2] {
-				return s[1] + int64(seq) - s[0]
+				return s[1] + (int64(seq)-s[0])*s[3]
 			}
 		}
 		return -1
