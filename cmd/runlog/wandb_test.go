@@ -407,6 +407,7 @@ func TestWandbSDK(t *testing.T) {
 	// wandb sync --dry-run lists the export.
 	syncCmd := exec.Command(filepath.Join(filepath.Dir(py), "wandb"), "sync", "--dry-run", m[0])
 	syncCmd.Env = append(os.Environ(), "WANDB_SILENT=true")
+	syncCmd.Dir = t.TempDir() // wandb sync writes its debug logs under ./wandb
 	b, err := syncCmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "run-"+id+".wandb") {
 		t.Fatalf("wandb sync --dry-run: %v: %s", err, b)
@@ -441,6 +442,7 @@ func wandbSyncUploads(t *testing.T, py, dir, id, project string) {
 	cmd := exec.CommandContext(ctx, filepath.Join(filepath.Dir(py), "wandb"), "sync", dir)
 	cmd.Env = append(os.Environ(), "WANDB_BASE_URL="+srv.URL, "WANDB_API_KEY="+strings.Repeat("0", 40),
 		"WANDB_CONFIG_DIR="+t.TempDir(), "WANDB_CACHE_DIR="+t.TempDir())
+	cmd.Dir = t.TempDir() // wandb sync writes its debug logs under ./wandb
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
