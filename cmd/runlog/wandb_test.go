@@ -796,6 +796,8 @@ func TestWandbSDKShared(t *testing.T) {
 	labels := []string{"a", "b", "c"}
 	cmds := map[string]*exec.Cmd{}
 	outs := map[string]*bytes.Buffer{}
+	started := make(chan string, len(labels))
+	var primaryIn io.WriteCloser
 	for _, l := range labels {
 		primary := "0"
 		if l == "a" {
@@ -809,14 +811,43 @@ func TestWandbSDKShared(t *testing.T) {
 			"WANDB_API_KEY="+strings.Repeat("0", 40), "WANDB_BASE_URL=http://127.0.0.1:9",
 			"WANDB_CONFIG_DIR="+t.TempDir(), "RUN_ID=shared1", "LABEL="+l, "PRIMARY="+primary, fmt.Sprintf("N=%d", n))
 		outs[l] = &bytes.Buffer{}
-		cmd.Stdout, cmd.Stderr = outs[l], outs[l]
+		cmd.Stderr = outs[l]
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == "a" {
+			if primaryIn, err = cmd.StdinPipe(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		cmds[l] = cmd
+		lines := bufio.NewScanner(stdout)
+		if !lines.Scan() || lines.Text() != "started" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("process %s did not start: %q: %s", l, lines.Text(), outs[l].String())
+		}
+		// Each has joined before the next starts; they log concurrently.
+		go func() { // ends at the process's exit, awaited below
+			var rest bytes.Buffer
+			for lines.Scan() {
+				rest.WriteString(lines.Text() + "\n")
+			}
+			started <- l + " " + rest.String()
+		}()
+	}
+	primaryIn.Close() // every process joined: the primary may finish
+	for range labels {
+		if out := <-started; !strings.Contains(out, "finished shared1") {
+			t.Errorf("process %s", out)
+		}
 	}
 	for _, l := range labels {
-		if err := cmds[l].Wait(); err != nil || !strings.Contains(outs[l].String(), "finished shared1") {
+		if err := cmds[l].Wait(); err != nil {
 			t.Errorf("process %s: %v: %s", l, err, outs[l].String())
 		}
 	}
