@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/runlog/runlog/client"
+	"github.com/runlog/runlog/local"
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/replay"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wandbgate"
 )
 
@@ -167,6 +169,12 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
+// rootPath is the root a command works in (see root.Resolve), as a path.
+func rootPath(flag string) (string, error) {
+	d, err := root.Resolve(flag)
+	return d.String(), err
+}
+
 // wandbToken is the WANDB_SERVICE value that points the wandb SDK at the
 // service of root, whose process is pid.
 func wandbToken(pid int, root string) string {
@@ -187,7 +195,7 @@ func cmdWandbEnv(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	root, err := serviceRoot(*rootFlag)
+	root, err := rootPath(*rootFlag)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runlog wandb-env: %v\n", err)
 		return 2
@@ -307,7 +315,7 @@ func cmdExec(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	root, err := serviceRoot(*rootFlag)
+	root, err := rootPath(*rootFlag)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runlog exec: %v\n", err)
 		return 2
@@ -362,7 +370,7 @@ func cmdImport(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	root, err := serviceRoot(*rootFlag)
+	root, err := rootPath(*rootFlag)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runlog import: %v\n", err)
 		return 2
@@ -418,20 +426,20 @@ func cmdExport(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	root, err := serviceRoot(*rootFlag)
+	d, err := root.Resolve(*rootFlag)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runlog export: %v\n", err)
 		return 2
 	}
 	ctx := context.Background()
-	run, err := replayOpen(ctx, root, pos[0], *rootFlag != "")
+	run, err := local.Open(ctx, local.ParseRef(pos[0], d, *rootFlag != ""), local.Options{})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runlog export: %v\n", err)
 		return 1
 	}
 	defer run.Close()
-	e := wandbgate.NewExporter(*dir, run.id)
-	if err := replay.Records(run.src, replay.Filter{}, e.Record); err != nil {
+	e := wandbgate.NewExporter(*dir, run.ID)
+	if err := replay.Records(run, replay.Filter{}, e.Record); err != nil {
 		fmt.Fprintf(os.Stderr, "runlog export: %v\n", err)
 		e.Close()
 		return 1
