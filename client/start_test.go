@@ -1,11 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,7 +61,53 @@ func runlogBinary(t *testing.T) string {
 func isolate(t *testing.T) string {
 	t.Setenv("RUNLOG_SERVICE", "")
 	t.Setenv("RUNLOG_DIR", "")
-	return t.TempDir()
+	dir := t.TempDir()
+	// Runs before TempDir's removal (cleanups run last in, first out): a
+	// service the test left behind, or one a Close started again, would
+	// otherwise write into the directory while it is being removed.
+	t.Cleanup(func() { stopServicesOf(t, dir) })
+	return dir
+}
+
+// stopServicesOf SIGKILLs every process whose command line names root and
+// waits until each is gone (reaped when it is a child of this process).
+func stopServicesOf(t *testing.T, root string) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		for _, arg := range bytes.Split(cmdline, []byte{0}) {
+			if string(arg) == root {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Errorf("process %d of root %s did not exit after SIGKILL", pid, root)
+				break
+			}
+			// A process we are not the parent of signals nothing on exit.
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // stopPID stops a service this process started (SIGTERM, then reap) or,
