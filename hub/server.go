@@ -9,7 +9,9 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -38,6 +40,9 @@ type Options struct {
 	// MaxQueued is how many requests of one stream may wait while the
 	// previous ones commit; they are merged into one append. Zero means 16.
 	MaxQueued int
+	// Metrics, when set, gets the hub's Prometheus metrics: records
+	// ingested, store append latency, ingest errors and streams.
+	Metrics prometheus.Registerer
 }
 
 // Server is the hub's gRPC server: the Hub service and the standard health
@@ -94,7 +99,7 @@ func NewServer(st store.Store, opts Options) (*Server, error) {
 	// Stop waits for the handlers, so that no receiver starts after it.
 	sopts = append(sopts, grpc.WaitForHandlers(true))
 	gs := grpc.NewServer(sopts...)
-	svc := &service{st: st, log: opts.Logger, maxQueued: opts.MaxQueued}
+	svc := &service{st: st, log: opts.Logger, maxQueued: opts.MaxQueued, metrics: newMetrics(opts.Metrics)}
 	runlogv1.RegisterHubServer(gs, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -109,6 +114,7 @@ type service struct {
 	st        store.Store
 	log       *slog.Logger
 	maxQueued int
+	metrics   *metrics
 	// receivers counts the streams' receiving goroutines; Server's stops
 	// wait for them.
 	receivers sync.WaitGroup
@@ -119,6 +125,8 @@ var _ runlogv1.HubServer = (*service)(nil)
 // Ingest implements runlogv1.HubServer.
 func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest, runlogv1.IngestResponse]) error {
 	ctx := stream.Context()
+	s.metrics.streams.Inc()
+	defer s.metrics.streams.Dec()
 	// The receiver reads ahead so that requests arriving during a commit are
 	// merged into the next one. It ends when the stream does: on the
 	// client's end of stream, or when Ingest returns and gRPC cancels the
@@ -193,10 +201,15 @@ func (s *service) Ingest(stream grpc.BidiStreamingServer[runlogv1.IngestRequest,
 				hw, err = s.st.HighWater(ctx, runID)
 			}
 		} else {
+			start := time.Now()
 			hw, err = s.st.Append(ctx, runID, recs)
+			if err == nil {
+				s.metrics.append(len(recs), time.Since(start))
+			}
 		}
 		if err != nil {
 			st := statusOf(err)
+			s.metrics.refused.WithLabelValues(st.Code().String()).Inc()
 			if c := st.Code(); c == codes.InvalidArgument || c == codes.FailedPrecondition || c == codes.AlreadyExists {
 				s.log.Warn("ingest refused", "run", runID, "high_water", hw, "err", err)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -34,6 +35,8 @@ func (s *Service) Publish(stream grpc.BidiStreamingServer[runlogv1.PublishReques
 		replies: make(chan *runlogv1.PublishResponse, maxOutstanding),
 	}
 	recvErr := make(chan error, 1)
+	s.metrics.streams.Inc()
+	defer s.metrics.streams.Dec()
 	// The receiver may be blocked in Recv when this handler returns; gRPC
 	// then cancels the stream, Recv returns and the receiver ends. The
 	// service waits for it at shutdown.
@@ -103,6 +106,7 @@ func (s *Service) receive(ctx context.Context, stream grpc.BidiStreamingServer[r
 // writer; otherwise the writer answers on replies.
 func (s *Service) publish(ctx context.Context, req *runlogv1.PublishRequest, replies chan<- *runlogv1.PublishResponse) *runlogv1.PublishResponse {
 	fail := func(err error) *runlogv1.PublishResponse {
+		s.metrics.refuse(err, len(req.GetRecords()))
 		return &runlogv1.PublishResponse{RunId: req.GetRunId(), Batch: req.GetBatch(), Error: protoError(err)}
 	}
 	id, client := req.GetRunId(), req.GetClientId()
@@ -142,11 +146,12 @@ func (s *Service) publish(ctx context.Context, req *runlogv1.PublishRequest, rep
 			len(req.GetRecords()), size, limit))
 	}
 
-	b := &batch{client: client, number: req.GetBatch(), reply: replies}
+	b := &batch{client: client, number: req.GetBatch(), reply: replies, queued: time.Now()}
 	b.recs = make([]entry, 0, len(req.GetRecords()))
 	for i, raw := range req.GetRecords() {
 		c, err := s.checkRecord(raw)
 		if err != nil {
+			s.metrics.refuse(err, 1)
 			b.rejections = append(b.rejections, &runlogv1.Rejection{ClientSeq: c.clientSeq, Index: uint32(i), Error: protoError(err)})
 			continue
 		}

@@ -77,6 +77,7 @@ type batch struct {
 	rejections []*runlogv1.Rejection
 	bytes      int
 	reply      chan<- *runlogv1.PublishResponse
+	queued     time.Time // when publish queued it, for the ack latency
 
 	own  *wal.Encoded // a record of the service's own
 	exit bool         // own is the exit record
@@ -384,6 +385,7 @@ func (r *run) commit(take []*batch) {
 		// of a refused record moves the high-water too.
 		early := b.rejections
 		refuse := func(e *entry, err error) {
+			r.svc.metrics.refuse(err, 1)
 			b.rejections = append(b.rejections, &runlogv1.Rejection{ClientSeq: e.clientSeq, Index: e.index, Error: protoError(err)})
 		}
 		for i, j := 0, 0; i < len(b.recs) || j < len(early); {
@@ -429,9 +431,15 @@ func (r *run) commit(take []*batch) {
 
 	var err error
 	if len(encs) > 0 {
+		start, wrote := time.Now(), r.log.WriteTime()
 		_, err = r.log.AppendEncoded(encs)
 		if err == nil {
 			r.svc.stats.add(len(take), len(encs))
+			n := 0
+			for i := range encs {
+				n += len(encs[i].Body)
+			}
+			r.svc.metrics.commit(len(encs), n, time.Since(start), r.log.WriteTime()-wrote)
 		}
 	}
 	clear(encs) // do not pin the requests' bytes until the next commit
@@ -486,14 +494,19 @@ func (r *run) commit(take []*batch) {
 		}
 		switch {
 		case b.err != nil:
+			r.svc.metrics.refuse(b.err, len(b.recs))
 			resp.Error = protoError(b.err)
 		case err != nil:
+			r.svc.metrics.refuse(err, len(b.recs))
 			resp.Error = protoError(err)
 		default:
 			resp.Rejections = b.rejections
 			sort.Slice(resp.Rejections, func(i, j int) bool { return resp.Rejections[i].Index < resp.Rejections[j].Index })
 		}
 		b.reply <- resp
+		if !b.queued.IsZero() {
+			r.svc.metrics.ackDur.Observe(time.Since(b.queued).Seconds())
+		}
 	}
 	r.mu.Unlock()
 	if exit && err == nil {
@@ -506,6 +519,7 @@ func (r *run) commit(take []*batch) {
 				b.done <- ferr
 				continue
 			}
+			r.svc.metrics.refuse(ferr, len(b.recs))
 			b.reply <- &runlogv1.PublishResponse{RunId: r.id, Batch: b.number, Error: protoError(ferr), LastSeq: lastSeq}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -71,6 +72,10 @@ type Options struct {
 	DefaultMode runlogv1.SyncMode
 	// Followers tail every run the service opens; see Follower.
 	Followers []Follower
+	// Metrics, when set, gets the service's Prometheus metrics (commits,
+	// records per commit, fsync and ack latency, queues, refusals, open
+	// runs and streams); see metrics.go. Close unregisters them.
+	Metrics prometheus.Registerer
 
 	// PollInterval is how often client processes and the parent are
 	// checked. Zero means one second.
@@ -144,7 +149,8 @@ type Service struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	stats commitStats // written by the runs' writers
+	stats   commitStats // written by the runs' writers
+	metrics *metrics
 }
 
 // Open takes the root (creating it with mode 0700), locks it against a
@@ -206,6 +212,7 @@ func Open(dir string, opts Options) (*Service, error) {
 	if s.host == "" {
 		s.host = "localhost"
 	}
+	s.metrics = newMetrics(s, opts.Metrics)
 	s.followCtx, s.cancelFollow = context.WithCancel(context.Background())
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 
@@ -467,6 +474,7 @@ func (s *Service) release() error {
 	if s.runsFile != nil {
 		s.runsFile.Close()
 	}
+	s.metrics.unregister()
 	if s.lock != nil {
 		if err := s.lock.release(); err != nil {
 			errs = append(errs, err)

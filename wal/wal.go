@@ -768,3 +768,11 @@ func (l *Log) Close() error {
 	}
 	return nil
 }
+
+// WriteTime returns the time the log's commits spent writing pages and
+// syncing them to disk, summed since it was opened. The service's writer
+// takes its difference around a commit as the commit's fsync time.
+func (l *Log) WriteTime() time.Duration {
+	st := l.db.Stats()
+	return st.TxStats.GetWriteTime()
+}

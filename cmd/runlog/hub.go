@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/runlog/runlog/hub"
 	"github.com/runlog/runlog/store"
 	"github.com/runlog/runlog/web"
@@ -35,6 +37,11 @@ stored once. SIGTERM or SIGINT stops it cleanly.
 any number of hubs may share the database. The schema is migrated at start;
 --migrate-only migrates and exits.
 
+With --http, the hub also serves Prometheus metrics at /metrics on that
+address. Under --token-file a scrape must carry the token as any API call
+does ("Authorization: Bearer TOKEN"; in Prometheus' scrape config,
+authorization.credentials_file), since the hub may face a wider network.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -48,6 +55,7 @@ Flags:
 	key := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	portFile := fs.String("port-file", "", `write {"pid":..,"tcp":"HOST:PORT"} here, atomically, once listening`)
 	httpAddr := fs.String("http", "", "also serve the web UI on this address, HOST:PORT (for example 127.0.0.1:8080); --token-file and --tls-cert apply to it too")
+	logFormat := fs.String("log-format", "text", "log `FORMAT` on stderr: text or json")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long to let streams finish on shutdown before closing them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,7 +72,11 @@ Flags:
 		fmt.Fprintln(os.Stderr, "runlog hub: --tls-cert and --tls-key go together")
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log, err := newLogger(*logFormat, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runlog hub: %v\n", err)
+		return 2
+	}
 	if *migrateOnly {
 		if !isPostgresURL(*dir) {
 			fmt.Fprintln(os.Stderr, "runlog hub: --migrate-only needs --store postgres://...")
@@ -147,7 +159,14 @@ func runHub(log *slog.Logger, c hubConfig) error {
 		return err
 	}
 	defer st.Close()
-	gs, err := hub.NewServer(st, hub.Options{Logger: log, Token: token, TLSCertFile: c.cert, TLSKeyFile: c.key})
+	reg := newRegistry()
+	if sc, ok := st.(interface{ Stats() store.Stats }); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "runlog_hub_store_commits_total",
+			Help: "Transactions the embedded store committed (appends are grouped into them).",
+		}, func() float64 { return float64(sc.Stats().Commits) }))
+	}
+	gs, err := hub.NewServer(st, hub.Options{Logger: log, Token: token, TLSCertFile: c.cert, TLSKeyFile: c.key, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -158,9 +177,9 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	}
 	var ui *uiServer
 	if c.http != "" {
-		ui, err = startUI(log, c.http, web.New(web.NewHubSource(st), web.Options{
+		ui, err = startUI(log, c.http, withMetrics(web.New(web.NewHubSource(st), web.Options{
 			Token: token, Title: "hub " + lis.Addr().String(), Logger: log, SecureCookie: c.cert != "",
-		}), c.cert, c.key)
+		}), metricsHandler(reg, token)), c.cert, c.key)
 		if err != nil {
 			lis.Close()
 			return err

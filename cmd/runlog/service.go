@@ -48,6 +48,9 @@ type serviceConfig struct {
 	offline           bool
 	upstreams         []string
 	upstreamTokenFile string
+	// Observability.
+	metricsListen string
+	logFormat     string
 }
 
 type stringList []string
@@ -75,6 +78,8 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) 
 	fs.BoolVar(&c.offline, "offline", false, "never sync runs upstream (every run is treated as offline)")
 	fs.Var((*stringList)(&c.upstreams), "upstream", "sync runs to the hub at `URL` (grpc://HOST:PORT or grpcs://HOST:PORT); repeatable")
 	fs.StringVar(&c.upstreamTokenFile, "upstream-token-file", "", "bearer token for the upstreams, read from `FILE`")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (no token: keep it on loopback)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT` on stderr: text or json")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,7 +113,11 @@ func cmdService(args []string) int {
 		fmt.Fprintf(os.Stderr, "runlog service: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log, err := newLogger(c.logFormat, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runlog service: %v\n", err)
+		return 2
+	}
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
 		if err != nil {
@@ -139,12 +148,21 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(64 << 20)
 	}
+	reg := newRegistry()
+	if c.metricsListen != "" {
+		ms, err := startMetrics(log, c.metricsListen, reg)
+		if err != nil {
+			return err
+		}
+		defer ms.stop()
+	}
 	followers, closeUpstreams, err := serviceFollowers(c, log)
 	if err != nil {
 		return err
 	}
 	defer closeUpstreams()
 	svc, err := mux.Open(c.root, mux.Options{
+		Metrics:        reg,
 		Logger:         log,
 		Listen:         c.listen,
 		PortFile:       c.portFile,

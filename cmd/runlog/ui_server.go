@@ -23,9 +23,15 @@ type uiServer struct {
 
 // startUI listens on addr and serves h, over TLS when cert and key are set.
 func startUI(log *slog.Logger, addr string, h http.Handler, cert, key string) (*uiServer, error) {
+	return startHTTP(log, "web ui", addr, h, cert, key)
+}
+
+// startHTTP listens on addr and serves h; what names the server in errors
+// and the log.
+func startHTTP(log *slog.Logger, what, addr string, h http.Handler, cert, key string) (*uiServer, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("web ui listen %s: %w", addr, err)
+		return nil, fmt.Errorf("%s listen %s: %w", what, addr, err)
 	}
 	scheme := "http"
 	if cert != "" {
@@ -48,10 +54,10 @@ func startUI(log *slog.Logger, addr string, h http.Handler, cert, key string) (*
 			err = u.srv.Serve(lis)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("web ui stopped", "err", err)
+			log.Error(what+" stopped", "err", err)
 		}
 	}()
-	log.Info("web ui listening", "url", u.url)
+	log.Info(what+" listening", "url", u.url)
 	return u, nil
 }
 
