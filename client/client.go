@@ -241,7 +241,9 @@ func (c *Client) Init(ctx context.Context, opts RunOptions) (*Run, error) {
 			Program: os.Args[0],
 			Args:    os.Args[1:],
 		},
-		ClientPid: int64(os.Getpid()),
+		ClientPid:       int64(os.Getpid()),
+		StatsDisabled:   opts.NoStats,
+		StatsIntervalMs: statsMillis(opts.StatsInterval),
 	}
 	// The id is made here rather than by the service so that a retry after
 	// the service went away mid-call names the same run.
@@ -268,6 +270,7 @@ func (c *Client) Init(ctx context.Context, opts RunOptions) (*Run, error) {
 		return nil, fmt.Errorf("init run %s: %w", req.RunId, err)
 	}
 	r := newRun(c, resp, clientID, opts.Mode, epoch)
+	r.statsOff, r.statsMs = opts.NoStats, statsMillis(opts.StatsInterval)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -724,6 +727,9 @@ func (c *Client) resyncRun(ctx context.Context, rpc runlogv1.RunlogClient, r *Ru
 		Mode:      r.mode,
 		ClientId:  r.clientID,
 		ClientPid: int64(os.Getpid()),
+		// The last Init decides a run's sampling: repeat the choice.
+		StatsDisabled:   r.statsOff,
+		StatsIntervalMs: r.statsMs,
 	})
 	if err != nil {
 		switch status.Code(err) {
@@ -821,4 +827,12 @@ func (c *Client) receive(stream runlogv1.Runlog_PublishClient) error {
 		}
 		c.wake()
 	}
+}
+
+// statsMillis is a stats interval in whole milliseconds for InitRequest.
+func statsMillis(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32(min(d.Milliseconds(), int64(^uint32(0))))
 }

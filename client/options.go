@@ -146,4 +146,9 @@ type RunOptions struct {
 	// Config is published as the run's first config record right after
 	// Init. Its keys and values are checked before the run is opened.
 	Config map[string]any
+	// NoStats turns off the system-stats records the service samples into
+	// the run; StatsInterval, when set, samples at that interval (at least
+	// 100ms) instead of the service's --stats-interval.
+	NoStats       bool
+	StatsInterval time.Duration
 }

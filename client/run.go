@@ -35,6 +35,8 @@ type Run struct {
 	id        string
 	clientID  string
 	mode      runlogv1.SyncMode
+	statsOff  bool   // the run's system stats choice, repeated on re-attach
+	statsMs   uint32 // 0: the service's interval
 	resumed   bool
 	path      string
 	initStep  int64

@@ -75,6 +75,7 @@ func (s *Service) Init(ctx context.Context, req *runlogv1.InitRequest) (*runlogv
 	if err != nil {
 		return nil, rpcError(err)
 	}
+	s.setStats(r, req)
 	r.mu.Lock()
 	acked := r.ackedLocked(client)
 	r.mu.Unlock()

@@ -53,6 +53,8 @@ type run struct {
 	refs        int                 // calls reading the log outside the writer
 	closing     bool                // the log is about to close; no new refs
 	refsDone    *sync.Cond          // signalled when refs drops to 0
+	statsEvery  time.Duration       // system stats interval, 0: none
+	statsNext   time.Time           // when the next sample is due
 
 	// foldMu serialises folding into state, the run's state as of
 	// state.LastSeq(), kept so a query folds only what is new.

@@ -76,6 +76,12 @@ type Options struct {
 	// records per commit, fsync and ack latency, queues, refusals, open
 	// runs and streams); see metrics.go. Close unregisters them.
 	Metrics prometheus.Registerer
+	// Sampler, when set, writes a system-stats record into every open run
+	// with attached clients every StatsInterval (zero: 10s), or at the
+	// interval its Init asks for; Init may also turn it off for a run.
+	// Nil: no system stats.
+	Sampler       Sampler
+	StatsInterval time.Duration
 
 	// PollInterval is how often client processes and the parent are
 	// checked. Zero means one second.
@@ -143,6 +149,7 @@ type Service struct {
 	cancelFollow context.CancelFunc
 	wg           sync.WaitGroup // run lifecycles, stream receivers, the watcher
 	stopWatch    chan struct{}
+	statsWake    chan struct{} // one slot: a run's sampling changed
 	parentGone   chan struct{} // closed when the parent is gone and no run is open
 	ready        chan struct{} // closed once serving and the port file is written
 
@@ -175,6 +182,7 @@ func Open(dir string, opts Options) (*Service, error) {
 		runs:       make(map[string]*run),
 		drained:    make(chan struct{}),
 		stopWatch:  make(chan struct{}),
+		statsWake:  make(chan struct{}, 1),
 		parentGone: make(chan struct{}),
 		ready:      make(chan struct{}),
 	}
@@ -192,6 +200,9 @@ func Open(dir string, opts Options) (*Service, error) {
 	}
 	if s.alive == nil {
 		s.alive = processAlive
+	}
+	if s.opts.StatsInterval <= 0 {
+		s.opts.StatsInterval = DefaultStatsInterval
 	}
 	if s.opts.ShutdownTimeout <= 0 {
 		s.opts.ShutdownTimeout = defaultShutdownTimeout
@@ -350,6 +361,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.health.SetServingStatus(runlogv1.Runlog_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	s.wg.Add(1)
 	go s.watch()
+	if s.opts.Sampler != nil {
+		s.wg.Add(1)
+		go s.sampleLoop()
+	}
 
 	// The port file is the handshake a starting client waits for, so it is
 	// written only once a health check would already answer SERVING.

@@ -17,6 +17,7 @@ import (
 	"github.com/runlog/runlog/mux"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/root"
+	"github.com/runlog/runlog/sysstats"
 )
 
 const serviceUsage = `Usage: runlog service [flags]
@@ -51,6 +52,7 @@ type serviceConfig struct {
 	// Observability.
 	metricsListen string
 	logFormat     string
+	statsInterval time.Duration
 }
 
 type stringList []string
@@ -79,6 +81,8 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) 
 	fs.Var((*stringList)(&c.upstreams), "upstream", "sync runs to the hub at `URL` (grpc://HOST:PORT or grpcs://HOST:PORT); repeatable")
 	fs.StringVar(&c.upstreamTokenFile, "upstream-token-file", "", "bearer token for the upstreams, read from `FILE`")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (no token: keep it on loopback)")
+	fs.DurationVar(&c.statsInterval, "stats-interval", mux.DefaultStatsInterval,
+		"write a system-stats record (CPU, memory, disk, network, GPUs, the run's processes) into each open run this often; 0 turns it off")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log `FORMAT` on stderr: text or json")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -89,6 +93,9 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceConfig, error) 
 	}
 	if c.maxRecordBytes <= 0 {
 		return nil, fmt.Errorf("--max-record-bytes %d: must be positive", c.maxRecordBytes)
+	}
+	if c.statsInterval < 0 {
+		return nil, fmt.Errorf("--stats-interval %s: must not be negative", c.statsInterval)
 	}
 	if c.crashGrace <= 0 {
 		return nil, fmt.Errorf("--crash-grace %s: must be positive", c.crashGrace)
@@ -161,8 +168,16 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 		return err
 	}
 	defer closeUpstreams()
+	var sampler mux.Sampler
+	if c.statsInterval > 0 {
+		ss := sysstats.New(sysstats.Options{Logger: log, Disk: c.root})
+		defer ss.Close()
+		sampler = ss
+	}
 	svc, err := mux.Open(c.root, mux.Options{
 		Metrics:        reg,
+		Sampler:        sampler,
+		StatsInterval:  c.statsInterval,
 		Logger:         log,
 		Listen:         c.listen,
 		PortFile:       c.portFile,

@@ -137,9 +137,15 @@ type InitRequest struct {
 	// resume when any field is set.
 	Info *RunInfo `protobuf:"bytes,5,opt,name=info,proto3" json:"info,omitempty"`
 	// The client process, so the service can tell when it is gone.
-	ClientPid     int64 `protobuf:"varint,6,opt,name=client_pid,json=clientPid,proto3" json:"client_pid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClientPid int64 `protobuf:"varint,6,opt,name=client_pid,json=clientPid,proto3" json:"client_pid,omitempty"`
+	// System stats: the service samples the machine and the run's client
+	// processes into system-stats records every stats_interval_ms (0: the
+	// service's --stats-interval), unless stats_disabled. The last Init of a
+	// run decides, for as long as the service holds it open.
+	StatsDisabled   bool   `protobuf:"varint,7,opt,name=stats_disabled,json=statsDisabled,proto3" json:"stats_disabled,omitempty"`
+	StatsIntervalMs uint32 `protobuf:"varint,8,opt,name=stats_interval_ms,json=statsIntervalMs,proto3" json:"stats_interval_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *InitRequest) Reset() {
@@ -210,6 +216,20 @@ func (x *InitRequest) GetInfo() *RunInfo {
 func (x *InitRequest) GetClientPid() int64 {
 	if x != nil {
 		return x.ClientPid
+	}
+	return 0
+}
+
+func (x *InitRequest) GetStatsDisabled() bool {
+	if x != nil {
+		return x.StatsDisabled
+	}
+	return false
+}
+
+func (x *InitRequest) GetStatsIntervalMs() uint32 {
+	if x != nil {
+		return x.StatsIntervalMs
 	}
 	return 0
 }
@@ -1550,11 +1570,308 @@ func (x *VerifyResponse) GetLastGoodSeq() uint64 {
 	return 0
 }
 
+type StatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRequest) Reset() {
+	*x = StatusRequest{}
+	mi := &file_runlog_v1_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRequest) ProtoMessage() {}
+
+func (x *StatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runlog_v1_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
+func (*StatusRequest) Descriptor() ([]byte, []int) {
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{21}
+}
+
+// SenderStatus is one upstream's progress on one run.
+type SenderStatus struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// Records of the run the upstream has not acknowledged.
+	LagRecords uint64 `protobuf:"varint,2,opt,name=lag_records,json=lagRecords,proto3" json:"lag_records,omitempty"`
+	// The upstream's last sync error, empty after a success.
+	LastError     string `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderStatus) Reset() {
+	*x = SenderStatus{}
+	mi := &file_runlog_v1_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderStatus) ProtoMessage() {}
+
+func (x *SenderStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runlog_v1_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderStatus.ProtoReflect.Descriptor instead.
+func (*SenderStatus) Descriptor() ([]byte, []int) {
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SenderStatus) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *SenderStatus) GetLagRecords() uint64 {
+	if x != nil {
+		return x.LagRecords
+	}
+	return 0
+}
+
+func (x *SenderStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// OpenRunStatus is an open run as its writer sees it.
+type OpenRunStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The run's last durable sequence.
+	LastSeq uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// Records and encoded bytes queued for the writer.
+	QueueRecords uint64          `protobuf:"varint,3,opt,name=queue_records,json=queueRecords,proto3" json:"queue_records,omitempty"`
+	QueueBytes   uint64          `protobuf:"varint,4,opt,name=queue_bytes,json=queueBytes,proto3" json:"queue_bytes,omitempty"`
+	Clients      uint32          `protobuf:"varint,5,opt,name=clients,proto3" json:"clients,omitempty"`
+	Senders      []*SenderStatus `protobuf:"bytes,6,rep,name=senders,proto3" json:"senders,omitempty"`
+	// 0 when system stats are off for the run.
+	StatsIntervalMs uint32 `protobuf:"varint,7,opt,name=stats_interval_ms,json=statsIntervalMs,proto3" json:"stats_interval_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *OpenRunStatus) Reset() {
+	*x = OpenRunStatus{}
+	mi := &file_runlog_v1_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenRunStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenRunStatus) ProtoMessage() {}
+
+func (x *OpenRunStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runlog_v1_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenRunStatus.ProtoReflect.Descriptor instead.
+func (*OpenRunStatus) Descriptor() ([]byte, []int) {
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *OpenRunStatus) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *OpenRunStatus) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *OpenRunStatus) GetQueueRecords() uint64 {
+	if x != nil {
+		return x.QueueRecords
+	}
+	return 0
+}
+
+func (x *OpenRunStatus) GetQueueBytes() uint64 {
+	if x != nil {
+		return x.QueueBytes
+	}
+	return 0
+}
+
+func (x *OpenRunStatus) GetClients() uint32 {
+	if x != nil {
+		return x.Clients
+	}
+	return 0
+}
+
+func (x *OpenRunStatus) GetSenders() []*SenderStatus {
+	if x != nil {
+		return x.Senders
+	}
+	return nil
+}
+
+func (x *OpenRunStatus) GetStatsIntervalMs() uint32 {
+	if x != nil {
+		return x.StatsIntervalMs
+	}
+	return 0
+}
+
+type StatusResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Pid               int64                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	StartTimeUnixNano int64                  `protobuf:"varint,2,opt,name=start_time_unix_nano,json=startTimeUnixNano,proto3" json:"start_time_unix_nano,omitempty"`
+	Root              string                 `protobuf:"bytes,3,opt,name=root,proto3" json:"root,omitempty"`
+	// Free and total bytes of the file system holding the root.
+	DiskFreeBytes  uint64           `protobuf:"varint,4,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	DiskTotalBytes uint64           `protobuf:"varint,5,opt,name=disk_total_bytes,json=diskTotalBytes,proto3" json:"disk_total_bytes,omitempty"`
+	Runs           []*OpenRunStatus `protobuf:"bytes,6,rep,name=runs,proto3" json:"runs,omitempty"`
+	// Records the service has appended since it started, over all runs.
+	RecordsAppended uint64 `protobuf:"varint,7,opt,name=records_appended,json=recordsAppended,proto3" json:"records_appended,omitempty"`
+	Commits         uint64 `protobuf:"varint,8,opt,name=commits,proto3" json:"commits,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StatusResponse) Reset() {
+	*x = StatusResponse{}
+	mi := &file_runlog_v1_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusResponse) ProtoMessage() {}
+
+func (x *StatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runlog_v1_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
+func (*StatusResponse) Descriptor() ([]byte, []int) {
+	return file_runlog_v1_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *StatusResponse) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetStartTimeUnixNano() int64 {
+	if x != nil {
+		return x.StartTimeUnixNano
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRoot() string {
+	if x != nil {
+		return x.Root
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDiskTotalBytes() uint64 {
+	if x != nil {
+		return x.DiskTotalBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRuns() []*OpenRunStatus {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetRecordsAppended() uint64 {
+	if x != nil {
+		return x.RecordsAppended
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetCommits() uint64 {
+	if x != nil {
+		return x.Commits
+	}
+	return 0
+}
+
 var File_runlog_v1_service_proto protoreflect.FileDescriptor
 
 const file_runlog_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x17runlog/v1/service.proto\x12\trunlog.v1\x1a\x16runlog/v1/record.proto\"\xe0\x01\n" +
+	"\x17runlog/v1/service.proto\x12\trunlog.v1\x1a\x16runlog/v1/record.proto\"\xb3\x02\n" +
 	"\vInitRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12-\n" +
 	"\x06resume\x18\x02 \x01(\x0e2\x15.runlog.v1.ResumeModeR\x06resume\x12'\n" +
@@ -1562,7 +1879,9 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12&\n" +
 	"\x04info\x18\x05 \x01(\v2\x12.runlog.v1.RunInfoR\x04info\x12\x1d\n" +
 	"\n" +
-	"client_pid\x18\x06 \x01(\x03R\tclientPid\"\xfc\x01\n" +
+	"client_pid\x18\x06 \x01(\x03R\tclientPid\x12%\n" +
+	"\x0estats_disabled\x18\a \x01(\bR\rstatsDisabled\x12*\n" +
+	"\x11stats_interval_ms\x18\b \x01(\rR\x0fstatsIntervalMs\"\xfc\x01\n" +
 	"\fInitResponse\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
@@ -1663,7 +1982,32 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\arecords\x18\x01 \x01(\x04R\arecords\x12.\n" +
 	"\bproblems\x18\x02 \x03(\v2\x12.runlog.v1.ProblemR\bproblems\x12\"\n" +
 	"\rfirst_bad_seq\x18\x03 \x01(\x04R\vfirstBadSeq\x12\"\n" +
-	"\rlast_good_seq\x18\x04 \x01(\x04R\vlastGoodSeq*m\n" +
+	"\rlast_good_seq\x18\x04 \x01(\x04R\vlastGoodSeq\"\x0f\n" +
+	"\rStatusRequest\"j\n" +
+	"\fSenderStatus\x12\x1a\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x1f\n" +
+	"\vlag_records\x18\x02 \x01(\x04R\n" +
+	"lagRecords\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x03 \x01(\tR\tlastError\"\x80\x02\n" +
+	"\rOpenRunStatus\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\x12#\n" +
+	"\rqueue_records\x18\x03 \x01(\x04R\fqueueRecords\x12\x1f\n" +
+	"\vqueue_bytes\x18\x04 \x01(\x04R\n" +
+	"queueBytes\x12\x18\n" +
+	"\aclients\x18\x05 \x01(\rR\aclients\x121\n" +
+	"\asenders\x18\x06 \x03(\v2\x17.runlog.v1.SenderStatusR\asenders\x12*\n" +
+	"\x11stats_interval_ms\x18\a \x01(\rR\x0fstatsIntervalMs\"\xac\x02\n" +
+	"\x0eStatusResponse\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x03R\x03pid\x12/\n" +
+	"\x14start_time_unix_nano\x18\x02 \x01(\x03R\x11startTimeUnixNano\x12\x12\n" +
+	"\x04root\x18\x03 \x01(\tR\x04root\x12&\n" +
+	"\x0fdisk_free_bytes\x18\x04 \x01(\x04R\rdiskFreeBytes\x12(\n" +
+	"\x10disk_total_bytes\x18\x05 \x01(\x04R\x0ediskTotalBytes\x12,\n" +
+	"\x04runs\x18\x06 \x03(\v2\x18.runlog.v1.OpenRunStatusR\x04runs\x12)\n" +
+	"\x10records_appended\x18\a \x01(\x04R\x0frecordsAppended\x12\x18\n" +
+	"\acommits\x18\b \x01(\x04R\acommits*m\n" +
 	"\n" +
 	"ResumeMode\x12\x1b\n" +
 	"\x17RESUME_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1673,7 +2017,7 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\bSyncMode\x12\x19\n" +
 	"\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SYNC_MODE_ONLINE\x10\x01\x12\x15\n" +
-	"\x11SYNC_MODE_OFFLINE\x10\x022\x86\x04\n" +
+	"\x11SYNC_MODE_OFFLINE\x10\x022\xc5\x04\n" +
 	"\x06Runlog\x127\n" +
 	"\x04Init\x12\x16.runlog.v1.InitRequest\x1a\x17.runlog.v1.InitResponse\x12D\n" +
 	"\aPublish\x12\x19.runlog.v1.PublishRequest\x1a\x1a.runlog.v1.PublishResponse(\x010\x01\x12=\n" +
@@ -1682,7 +2026,8 @@ const file_runlog_v1_service_proto_rawDesc = "" +
 	"\bTeardown\x12\x1a.runlog.v1.TeardownRequest\x1a\x1b.runlog.v1.TeardownResponse\x12C\n" +
 	"\bListRuns\x12\x1a.runlog.v1.ListRunsRequest\x1a\x1b.runlog.v1.ListRunsResponse\x129\n" +
 	"\x04Read\x12\x16.runlog.v1.ReadRequest\x1a\x17.runlog.v1.ReadResponse0\x01\x12=\n" +
-	"\x06Verify\x12\x18.runlog.v1.VerifyRequest\x1a\x19.runlog.v1.VerifyResponseB3Z1github.com/runlog/runlog/proto/runlog/v1;runlogv1b\x06proto3"
+	"\x06Verify\x12\x18.runlog.v1.VerifyRequest\x1a\x19.runlog.v1.VerifyResponse\x12=\n" +
+	"\x06Status\x12\x18.runlog.v1.StatusRequest\x1a\x19.runlog.v1.StatusResponseB3Z1github.com/runlog/runlog/proto/runlog/v1;runlogv1b\x06proto3"
 
 var (
 	file_runlog_v1_service_proto_rawDescOnce sync.Once
@@ -1697,7 +2042,7 @@ func file_runlog_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_runlog_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runlog_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_runlog_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_runlog_v1_service_proto_goTypes = []any{
 	(ResumeMode)(0),          // 0: runlog.v1.ResumeMode
 	(SyncMode)(0),            // 1: runlog.v1.SyncMode
@@ -1722,52 +2067,60 @@ var file_runlog_v1_service_proto_goTypes = []any{
 	(*VerifyRequest)(nil),    // 20: runlog.v1.VerifyRequest
 	(*Problem)(nil),          // 21: runlog.v1.Problem
 	(*VerifyResponse)(nil),   // 22: runlog.v1.VerifyResponse
-	nil,                      // 23: runlog.v1.RunSummary.CursorsEntry
-	nil,                      // 24: runlog.v1.RunSummary.SyncErrorsEntry
-	(*RunInfo)(nil),          // 25: runlog.v1.RunInfo
-	(*Exit)(nil),             // 26: runlog.v1.Exit
-	(*RunState)(nil),         // 27: runlog.v1.RunState
-	(*HistorySample)(nil),    // 28: runlog.v1.HistorySample
-	(RunStatus)(0),           // 29: runlog.v1.RunStatus
-	(*Record)(nil),           // 30: runlog.v1.Record
+	(*StatusRequest)(nil),    // 23: runlog.v1.StatusRequest
+	(*SenderStatus)(nil),     // 24: runlog.v1.SenderStatus
+	(*OpenRunStatus)(nil),    // 25: runlog.v1.OpenRunStatus
+	(*StatusResponse)(nil),   // 26: runlog.v1.StatusResponse
+	nil,                      // 27: runlog.v1.RunSummary.CursorsEntry
+	nil,                      // 28: runlog.v1.RunSummary.SyncErrorsEntry
+	(*RunInfo)(nil),          // 29: runlog.v1.RunInfo
+	(*Exit)(nil),             // 30: runlog.v1.Exit
+	(*RunState)(nil),         // 31: runlog.v1.RunState
+	(*HistorySample)(nil),    // 32: runlog.v1.HistorySample
+	(RunStatus)(0),           // 33: runlog.v1.RunStatus
+	(*Record)(nil),           // 34: runlog.v1.Record
 }
 var file_runlog_v1_service_proto_depIdxs = []int32{
 	0,  // 0: runlog.v1.InitRequest.resume:type_name -> runlog.v1.ResumeMode
 	1,  // 1: runlog.v1.InitRequest.mode:type_name -> runlog.v1.SyncMode
-	25, // 2: runlog.v1.InitRequest.info:type_name -> runlog.v1.RunInfo
+	29, // 2: runlog.v1.InitRequest.info:type_name -> runlog.v1.RunInfo
 	5,  // 3: runlog.v1.Rejection.error:type_name -> runlog.v1.Error
 	6,  // 4: runlog.v1.PublishResponse.rejections:type_name -> runlog.v1.Rejection
 	5,  // 5: runlog.v1.PublishResponse.error:type_name -> runlog.v1.Error
-	26, // 6: runlog.v1.FinishRequest.exit:type_name -> runlog.v1.Exit
-	27, // 7: runlog.v1.QueryResponse.state:type_name -> runlog.v1.RunState
-	28, // 8: runlog.v1.QueryResponse.history:type_name -> runlog.v1.HistorySample
-	29, // 9: runlog.v1.RunSummary.status:type_name -> runlog.v1.RunStatus
-	23, // 10: runlog.v1.RunSummary.cursors:type_name -> runlog.v1.RunSummary.CursorsEntry
-	24, // 11: runlog.v1.RunSummary.sync_errors:type_name -> runlog.v1.RunSummary.SyncErrorsEntry
+	30, // 6: runlog.v1.FinishRequest.exit:type_name -> runlog.v1.Exit
+	31, // 7: runlog.v1.QueryResponse.state:type_name -> runlog.v1.RunState
+	32, // 8: runlog.v1.QueryResponse.history:type_name -> runlog.v1.HistorySample
+	33, // 9: runlog.v1.RunSummary.status:type_name -> runlog.v1.RunStatus
+	27, // 10: runlog.v1.RunSummary.cursors:type_name -> runlog.v1.RunSummary.CursorsEntry
+	28, // 11: runlog.v1.RunSummary.sync_errors:type_name -> runlog.v1.RunSummary.SyncErrorsEntry
 	15, // 12: runlog.v1.ListRunsResponse.runs:type_name -> runlog.v1.RunSummary
-	30, // 13: runlog.v1.ReadResponse.records:type_name -> runlog.v1.Record
+	34, // 13: runlog.v1.ReadResponse.records:type_name -> runlog.v1.Record
 	21, // 14: runlog.v1.VerifyResponse.problems:type_name -> runlog.v1.Problem
-	2,  // 15: runlog.v1.Runlog.Init:input_type -> runlog.v1.InitRequest
-	4,  // 16: runlog.v1.Runlog.Publish:input_type -> runlog.v1.PublishRequest
-	8,  // 17: runlog.v1.Runlog.Finish:input_type -> runlog.v1.FinishRequest
-	10, // 18: runlog.v1.Runlog.Query:input_type -> runlog.v1.QueryRequest
-	12, // 19: runlog.v1.Runlog.Teardown:input_type -> runlog.v1.TeardownRequest
-	14, // 20: runlog.v1.Runlog.ListRuns:input_type -> runlog.v1.ListRunsRequest
-	17, // 21: runlog.v1.Runlog.Read:input_type -> runlog.v1.ReadRequest
-	20, // 22: runlog.v1.Runlog.Verify:input_type -> runlog.v1.VerifyRequest
-	3,  // 23: runlog.v1.Runlog.Init:output_type -> runlog.v1.InitResponse
-	7,  // 24: runlog.v1.Runlog.Publish:output_type -> runlog.v1.PublishResponse
-	9,  // 25: runlog.v1.Runlog.Finish:output_type -> runlog.v1.FinishResponse
-	11, // 26: runlog.v1.Runlog.Query:output_type -> runlog.v1.QueryResponse
-	13, // 27: runlog.v1.Runlog.Teardown:output_type -> runlog.v1.TeardownResponse
-	16, // 28: runlog.v1.Runlog.ListRuns:output_type -> runlog.v1.ListRunsResponse
-	18, // 29: runlog.v1.Runlog.Read:output_type -> runlog.v1.ReadResponse
-	22, // 30: runlog.v1.Runlog.Verify:output_type -> runlog.v1.VerifyResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	24, // 15: runlog.v1.OpenRunStatus.senders:type_name -> runlog.v1.SenderStatus
+	25, // 16: runlog.v1.StatusResponse.runs:type_name -> runlog.v1.OpenRunStatus
+	2,  // 17: runlog.v1.Runlog.Init:input_type -> runlog.v1.InitRequest
+	4,  // 18: runlog.v1.Runlog.Publish:input_type -> runlog.v1.PublishRequest
+	8,  // 19: runlog.v1.Runlog.Finish:input_type -> runlog.v1.FinishRequest
+	10, // 20: runlog.v1.Runlog.Query:input_type -> runlog.v1.QueryRequest
+	12, // 21: runlog.v1.Runlog.Teardown:input_type -> runlog.v1.TeardownRequest
+	14, // 22: runlog.v1.Runlog.ListRuns:input_type -> runlog.v1.ListRunsRequest
+	17, // 23: runlog.v1.Runlog.Read:input_type -> runlog.v1.ReadRequest
+	20, // 24: runlog.v1.Runlog.Verify:input_type -> runlog.v1.VerifyRequest
+	23, // 25: runlog.v1.Runlog.Status:input_type -> runlog.v1.StatusRequest
+	3,  // 26: runlog.v1.Runlog.Init:output_type -> runlog.v1.InitResponse
+	7,  // 27: runlog.v1.Runlog.Publish:output_type -> runlog.v1.PublishResponse
+	9,  // 28: runlog.v1.Runlog.Finish:output_type -> runlog.v1.FinishResponse
+	11, // 29: runlog.v1.Runlog.Query:output_type -> runlog.v1.QueryResponse
+	13, // 30: runlog.v1.Runlog.Teardown:output_type -> runlog.v1.TeardownResponse
+	16, // 31: runlog.v1.Runlog.ListRuns:output_type -> runlog.v1.ListRunsResponse
+	18, // 32: runlog.v1.Runlog.Read:output_type -> runlog.v1.ReadResponse
+	22, // 33: runlog.v1.Runlog.Verify:output_type -> runlog.v1.VerifyResponse
+	26, // 34: runlog.v1.Runlog.Status:output_type -> runlog.v1.StatusResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_runlog_v1_service_proto_init() }
@@ -1782,7 +2135,7 @@ func file_runlog_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runlog_v1_service_proto_rawDesc), len(file_runlog_v1_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Runlog_ListRuns_FullMethodName = "/runlog.v1.Runlog/ListRuns"
 	Runlog_Read_FullMethodName     = "/runlog.v1.Runlog/Read"
 	Runlog_Verify_FullMethodName   = "/runlog.v1.Runlog/Verify"
+	Runlog_Status_FullMethodName   = "/runlog.v1.Runlog/Status"
 )
 
 // RunlogClient is the client API for Runlog service.
@@ -67,6 +68,9 @@ type RunlogClient interface {
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error)
 	// Verify checks a run's log while the service holds it.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
+	// Status describes what the service is doing: its process, its open runs
+	// and their queues, the senders' lag and last errors, the disk.
+	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 }
 
 type runlogClient struct {
@@ -169,6 +173,16 @@ func (c *runlogClient) Verify(ctx context.Context, in *VerifyRequest, opts ...gr
 	return out, nil
 }
 
+func (c *runlogClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatusResponse)
+	err := c.cc.Invoke(ctx, Runlog_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RunlogServer is the server API for Runlog service.
 // All implementations must embed UnimplementedRunlogServer
 // for forward compatibility.
@@ -204,6 +218,9 @@ type RunlogServer interface {
 	Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error
 	// Verify checks a run's log while the service holds it.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
+	// Status describes what the service is doing: its process, its open runs
+	// and their queues, the senders' lag and last errors, the disk.
+	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	mustEmbedUnimplementedRunlogServer()
 }
 
@@ -237,6 +254,9 @@ func (UnimplementedRunlogServer) Read(*ReadRequest, grpc.ServerStreamingServer[R
 }
 func (UnimplementedRunlogServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedRunlogServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
 }
 func (UnimplementedRunlogServer) mustEmbedUnimplementedRunlogServer() {}
 func (UnimplementedRunlogServer) testEmbeddedByValue()                {}
@@ -385,6 +405,24 @@ func _Runlog_Verify_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Runlog_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunlogServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runlog_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunlogServer).Status(ctx, req.(*StatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Runlog_ServiceDesc is the grpc.ServiceDesc for Runlog service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -415,6 +453,10 @@ var Runlog_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Verify",
 			Handler:    _Runlog_Verify_Handler,
+		},
+		{
+			MethodName: "Status",
+			Handler:    _Runlog_Status_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

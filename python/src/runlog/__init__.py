@@ -97,6 +97,8 @@ def init(
     capture_console: bool = True,
     resume_from: Optional[int] = None,
     options: Optional[Options] = None,
+    stats: bool = True,
+    stats_interval: Optional[float] = None,
 ) -> Run:
     """Starts (or resumes) a run and makes it the current run.
 
@@ -104,7 +106,9 @@ def init(
     or "must" (it must exist). mode: "online" or "offline" (never synced
     upstream by the service). dir: the service's ROOT. resume_from: restart
     history at that step (a rewind). capture_console: record stdout and
-    stderr lines. Raises RunlogError when the service refuses the run and
+    stderr lines. stats=False: no system-stats records (CPU, memory, disk,
+    network, GPUs) in this run; stats_interval: seconds between them instead
+    of the service's --stats-interval. Raises RunlogError when the service refuses the run and
     ServiceNotFoundError/ServiceStartError when no service can be reached.
     """
     global _current
@@ -123,6 +127,8 @@ def init(
         capture_console=capture_console,
         resume_from=resume_from,
         options=options,
+        stats=stats,
+        stats_interval=stats_interval,
     )
     _current = run
     return run

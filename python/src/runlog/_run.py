@@ -308,8 +308,17 @@ class Run:
         capture_console: bool = True,
         resume_from: Optional[int] = None,
         options: Optional[Options] = None,
+        stats: bool = True,
+        stats_interval: Optional[float] = None,
     ):
         opts = options or Options()
+        if stats_interval is not None and stats_interval <= 0:
+            raise ValueError(f"stats_interval must be positive seconds; got {stats_interval!r}")
+        # The last Init decides a run's sampling: re-attaching repeats it.
+        self._stats = dict(
+            stats_disabled=not stats,
+            stats_interval_ms=int(stats_interval * 1000) if stats_interval else 0,
+        )
         if resume not in _RESUME:
             raise ValueError(f"resume must be one of never, allow, must; got {resume!r}")
         if mode not in _MODE:
@@ -397,6 +406,7 @@ class Run:
                         client_id=self.client_id,
                         info=info,
                         client_pid=self._pid,
+                        **self._stats,
                     ),
                     timeout=opts.rpc_timeout,
                 )
@@ -994,6 +1004,7 @@ class Run:
                                 resume=service_pb2.RESUME_MODE_MUST,
                                 client_id=self.client_id,
                                 client_pid=self._pid,
+                                **self._stats,
                             ),
                             timeout=self._opts.rpc_timeout,
                         )

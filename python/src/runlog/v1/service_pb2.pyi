@@ -29,20 +29,24 @@ SYNC_MODE_ONLINE: SyncMode
 SYNC_MODE_OFFLINE: SyncMode
 
 class InitRequest(_message.Message):
-    __slots__ = ("run_id", "resume", "mode", "client_id", "info", "client_pid")
+    __slots__ = ("run_id", "resume", "mode", "client_id", "info", "client_pid", "stats_disabled", "stats_interval_ms")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    STATS_DISABLED_FIELD_NUMBER: _ClassVar[int]
+    STATS_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     resume: ResumeMode
     mode: SyncMode
     client_id: str
     info: _record_pb2.RunInfo
     client_pid: int
-    def __init__(self, run_id: _Optional[str] = ..., resume: _Optional[_Union[ResumeMode, str]] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., client_id: _Optional[str] = ..., info: _Optional[_Union[_record_pb2.RunInfo, _Mapping]] = ..., client_pid: _Optional[int] = ...) -> None: ...
+    stats_disabled: bool
+    stats_interval_ms: int
+    def __init__(self, run_id: _Optional[str] = ..., resume: _Optional[_Union[ResumeMode, str]] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., client_id: _Optional[str] = ..., info: _Optional[_Union[_record_pb2.RunInfo, _Mapping]] = ..., client_pid: _Optional[int] = ..., stats_disabled: _Optional[bool] = ..., stats_interval_ms: _Optional[int] = ...) -> None: ...
 
 class InitResponse(_message.Message):
     __slots__ = ("run_id", "client_id", "resumed", "last_seq", "last_step", "acked_client_seq", "path", "max_record_bytes")
@@ -271,3 +275,55 @@ class VerifyResponse(_message.Message):
     first_bad_seq: int
     last_good_seq: int
     def __init__(self, records: _Optional[int] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., first_bad_seq: _Optional[int] = ..., last_good_seq: _Optional[int] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SenderStatus(_message.Message):
+    __slots__ = ("upstream", "lag_records", "last_error")
+    UPSTREAM_FIELD_NUMBER: _ClassVar[int]
+    LAG_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    upstream: str
+    lag_records: int
+    last_error: str
+    def __init__(self, upstream: _Optional[str] = ..., lag_records: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class OpenRunStatus(_message.Message):
+    __slots__ = ("run_id", "last_seq", "queue_records", "queue_bytes", "clients", "senders", "stats_interval_ms")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    SENDERS_FIELD_NUMBER: _ClassVar[int]
+    STATS_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    last_seq: int
+    queue_records: int
+    queue_bytes: int
+    clients: int
+    senders: _containers.RepeatedCompositeFieldContainer[SenderStatus]
+    stats_interval_ms: int
+    def __init__(self, run_id: _Optional[str] = ..., last_seq: _Optional[int] = ..., queue_records: _Optional[int] = ..., queue_bytes: _Optional[int] = ..., clients: _Optional[int] = ..., senders: _Optional[_Iterable[_Union[SenderStatus, _Mapping]]] = ..., stats_interval_ms: _Optional[int] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("pid", "start_time_unix_nano", "root", "disk_free_bytes", "disk_total_bytes", "runs", "records_appended", "commits")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    DISK_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_APPENDED_FIELD_NUMBER: _ClassVar[int]
+    COMMITS_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    start_time_unix_nano: int
+    root: str
+    disk_free_bytes: int
+    disk_total_bytes: int
+    runs: _containers.RepeatedCompositeFieldContainer[OpenRunStatus]
+    records_appended: int
+    commits: int
+    def __init__(self, pid: _Optional[int] = ..., start_time_unix_nano: _Optional[int] = ..., root: _Optional[str] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., runs: _Optional[_Iterable[_Union[OpenRunStatus, _Mapping]]] = ..., records_appended: _Optional[int] = ..., commits: _Optional[int] = ...) -> None: ...

@@ -81,6 +81,11 @@ class RunlogStub:
                 request_serializer=runlog_dot_v1_dot_service__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=runlog_dot_v1_dot_service__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.Status = channel.unary_unary(
+                '/runlog.v1.Runlog/Status',
+                request_serializer=runlog_dot_v1_dot_service__pb2.StatusRequest.SerializeToString,
+                response_deserializer=runlog_dot_v1_dot_service__pb2.StatusResponse.FromString,
+                _registered_method=True)
 
 
 class RunlogServicer:
@@ -156,6 +161,14 @@ class RunlogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Status(self, request, context):
+        """Status describes what the service is doing: its process, its open runs
+        and their queues, the senders' lag and last errors, the disk.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunlogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +211,11 @@ def add_RunlogServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=runlog_dot_v1_dot_service__pb2.VerifyRequest.FromString,
                     response_serializer=runlog_dot_v1_dot_service__pb2.VerifyResponse.SerializeToString,
+            ),
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=runlog_dot_v1_dot_service__pb2.StatusRequest.FromString,
+                    response_serializer=runlog_dot_v1_dot_service__pb2.StatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -423,6 +441,33 @@ class Runlog:
             '/runlog.v1.Runlog/Verify',
             runlog_dot_v1_dot_service__pb2.VerifyRequest.SerializeToString,
             runlog_dot_v1_dot_service__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runlog.v1.Runlog/Status',
+            runlog_dot_v1_dot_service__pb2.StatusRequest.SerializeToString,
+            runlog_dot_v1_dot_service__pb2.StatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
