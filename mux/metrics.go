@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -169,10 +170,22 @@ var (
 		"Encoded bytes queued for a run's writer.", []string{"run"}, nil)
 )
 
+var (
+	lagRecordsDesc = prometheus.NewDesc("runlog_sender_lag_records",
+		"Records of open runs an upstream has not acknowledged, summed over the runs.", []string{"upstream"}, nil)
+	lagSecondsDesc = prometheus.NewDesc("runlog_sender_lag_seconds",
+		"Age of the oldest record of an open run that an upstream has not acknowledged.", []string{"upstream"}, nil)
+	failingDesc = prometheus.NewDesc("runlog_sender_failing_runs",
+		"Open runs whose last sync to an upstream failed (the error is in runlog status).", []string{"upstream"}, nil)
+)
+
 func (c *runCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- openRunsDesc
 	ch <- queueDesc
 	ch <- queueBytesDesc
+	ch <- lagRecordsDesc
+	ch <- lagSecondsDesc
+	ch <- failingDesc
 }
 
 func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
@@ -181,6 +194,37 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, q := range qs {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(q.Records), q.Run)
 		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(q.Bytes), q.Run)
+	}
+	type agg struct {
+		records uint64
+		age     time.Duration
+		failing int
+	}
+	ups := map[string]*agg{}
+	now := time.Now()
+	for _, r := range c.s.openRuns() {
+		ref, err := c.s.use(context.Background(), r.id)
+		if err != nil || ref == nil {
+			continue
+		}
+		for _, l := range sendersOf(r, now) {
+			a := ups[l.upstream]
+			if a == nil {
+				a = &agg{}
+				ups[l.upstream] = a
+			}
+			a.records += l.records
+			a.age = max(a.age, l.age)
+			if l.lastErr != "" {
+				a.failing++
+			}
+		}
+		ref.release()
+	}
+	for u, a := range ups {
+		ch <- prometheus.MustNewConstMetric(lagRecordsDesc, prometheus.GaugeValue, float64(a.records), u)
+		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, a.age.Seconds(), u)
+		ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, float64(a.failing), u)
 	}
 }
 

@@ -156,6 +156,7 @@ type Service struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	started time.Time
 	stats   commitStats // written by the runs' writers
 	metrics *metrics
 }
@@ -172,6 +173,7 @@ func Open(dir string, opts Options) (*Service, error) {
 	s := &Service{
 		root:       abs,
 		dir:        root.Dir(abs),
+		started:    time.Now(),
 		opts:       opts,
 		log:        opts.Logger,
 		schema:     newSchema(),

@@ -22,6 +22,7 @@ var commands = map[string]command{
 	"replay":    {"read a run's log back: audit, verify, export, state", cmdReplay},
 	"runs":      {"list runs in a root or on a hub", cmdRuns},
 	"show":      {"show one run on a hub", cmdShow},
+	"status":    {"show what the local service is doing: runs, queues, sync lag, disk", cmdStatus},
 	"bench":     {"measure durable logging throughput and ack latency", cmdBench},
 	"demo":      {"log an example run through the service", cmdDemo},
 	"wandb-env": {"print the WANDB_SERVICE line that points the wandb SDK at the service", cmdWandbEnv},

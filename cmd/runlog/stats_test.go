@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"strconv"
@@ -103,4 +104,49 @@ func TestServiceSamplesSystemStats(t *testing.T) {
 	}
 	t.Logf("%d keys per sample; client RSS %.1f MiB (sampled %.1f MiB)", len(items), rss/(1<<20), items["proc.rss_bytes"]/(1<<20))
 	finish(t, r)
+}
+
+// TestStatusCommand runs runlog status against a service with one open run
+// that syncs to a hub which is down, and checks the table and the JSON.
+func TestStatusCommand(t *testing.T) {
+	root := t.TempDir()
+	startService(t, root, "--stats-interval", "0")
+	c := connect(t, root)
+	r, err := c.Init(context.Background(), client.RunOptions{ID: "busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, r, 0, 100)
+	code, out, errOut := runCmd(t, "status", "--root", root, "--interval", "100ms")
+	if code != 0 {
+		t.Fatalf("runlog status: exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"service pid", "disk:", "open runs: 1", "busy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = runCmd(t, "status", "--root", root, "--json", "--interval", "10ms")
+	if code != 0 {
+		t.Fatalf("runlog status --json: exit %d\n%s", code, errOut)
+	}
+	var st struct {
+		PID           int    `json:"pid"`
+		DiskFreeBytes uint64 `json:"disk_free_bytes"`
+		Runs          []struct {
+			ID      string `json:"id"`
+			LastSeq uint64 `json:"last_seq"`
+			Clients int    `json:"clients"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if st.PID <= 0 || st.DiskFreeBytes == 0 || len(st.Runs) != 1 || st.Runs[0].ID != "busy" || st.Runs[0].LastSeq != 101 || st.Runs[0].Clients != 1 {
+		t.Errorf("status --json: %+v", st)
+	}
+	finish(t, r)
+	if code, _, _ := runCmd(t, "status", "--root", t.TempDir()); code != 1 {
+		t.Errorf("status without a service: exit %d, want 1", code)
+	}
 }
