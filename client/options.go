@@ -25,6 +25,9 @@ type Options struct {
 	// $RUNLOG_BIN, else runlog on PATH, else the current executable when it
 	// is named runlog.
 	Binary string
+	// ServiceArgs are more flags for a service the client starts (for
+	// example --metrics-listen ADDR).
+	ServiceArgs []string
 	// StartTimeout bounds the wait for a started service's port file. Zero
 	// means 30s.
 	StartTimeout time.Duration

@@ -287,8 +287,9 @@ func (c *Client) spawn(bin string) (*started, string, error) {
 		return nil, "", err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "service", "--root", dir, "--port-file", portFile,
-		"--parent-pid", strconv.Itoa(os.Getpid()))
+	args := append([]string{"service", "--root", dir, "--port-file", portFile,
+		"--parent-pid", strconv.Itoa(os.Getpid())}, c.opts.ServiceArgs...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile // stdin stays /dev/null
 	// A session of its own: the terminal's Ctrl-C and the training job's
 	// process group signals must not reach the service.

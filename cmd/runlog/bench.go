@@ -34,6 +34,8 @@ type benchConfig struct {
 	batch   int
 	linger  time.Duration
 	json    bool
+	// metricsListen starts the service with --metrics-listen.
+	metricsListen string
 }
 
 // benchResult is what `runlog bench --json` prints.
@@ -97,6 +99,7 @@ Flags:
 	fs.IntVar(&cfg.batch, "batch", 0, "records per Publish batch (0: the client's default)")
 	fs.DurationVar(&cfg.linger, "linger", 0, "how long a partial batch waits while another is in flight (0: the client's default)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object instead of lines")
+	fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "start the service with --metrics-listen `HOST:PORT` (to measure what serving metrics costs)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -182,6 +185,7 @@ func bench(cfg benchConfig, progress io.Writer) (*benchResult, error) {
 		Root:         root,
 		Address:      sock,
 		Binary:       exe,
+		ServiceArgs:  benchServiceArgs(cfg),
 		BatchRecords: cfg.batch,
 		Linger:       cfg.linger,
 		OnAck: func(runID string, l []time.Duration) {
@@ -643,4 +647,12 @@ func (h *latencyHistogram) quantile(q float64) time.Duration {
 		}
 	}
 	return h.max
+}
+
+// benchServiceArgs are the flags bench gives the service it starts.
+func benchServiceArgs(cfg benchConfig) []string {
+	if cfg.metricsListen == "" {
+		return nil
+	}
+	return []string{"--metrics-listen", cfg.metricsListen}
 }
