@@ -137,10 +137,12 @@ func TestSystemStatsPerRun(t *testing.T) {
 		if max := int(elapsed/every) + 2; len(recs) < 5 || len(recs) > max {
 			t.Errorf("run s-%d: %d samples in %v at %v", i, len(recs), elapsed, every)
 		}
-		for j := 1; j < len(recs); j++ {
-			gap := time.Duration(recs[j].TimeUnixNano - recs[j-1].TimeUnixNano)
-			if gap < every/2 {
-				t.Errorf("run s-%d: samples %d and %d %v apart at %v", i, j-1, j, gap, every)
+		// A late tick (a loaded machine) shortens the gap after it, since
+		// samples keep to the interval's grid: check the mean gap.
+		if n := len(recs); n > 1 {
+			mean := time.Duration(recs[n-1].TimeUnixNano-recs[0].TimeUnixNano) / time.Duration(n-1)
+			if mean < every*3/4 || mean > 3*every {
+				t.Errorf("run s-%d: samples %v apart on average at %v", i, mean, every)
 			}
 		}
 		items := map[string]float64{}
