@@ -125,6 +125,19 @@
 // Follower. The service runs each Follow in a goroutine it owns and closes a
 // run's log only after its writer and all its followers returned.
 //
+// # System stats and metrics
+//
+// With Options.Sampler, one goroutine of the service writes a system-stats
+// record into every open run that has attached clients, every
+// StatsInterval or the interval the run's last Init asked for (stats.go).
+// Runs keep to a grid of their interval, so runs due together share one
+// host sample; only the process part is per run. Samples go through the
+// run's writer like the service's own records (no client id), so they are
+// in the log, replayed and synced like any other record. Options.Metrics
+// registers the service's Prometheus metrics (metrics.go), and Status
+// (status.go) answers runlog status; both read sender lag from the runs'
+// upstream cursors.
+//
 // # Shutdown
 //
 // Run returns after ctx is done (SIGTERM, SIGINT in the command), or, with
