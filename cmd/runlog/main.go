@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"exec":      {"run a command whose wandb SDK logs to the service", cmdExec},
 	"import":    {"import wandb runs (.wandb files, offline run directories)", cmdImport},
 	"export":    {"export a run as a wandb offline run directory", cmdExport},
+	"ui":        {"serve the web UI over the runs of a local root", cmdUI},
 }
 
 func main() {
