@@ -105,7 +105,7 @@ type localRun struct {
 	// and tiers as of seq (tiers as of memSeq).
 	state  *replay.State
 	digest *store.Digest
-	sum    []byte            // digest.Sum() at seq
+	sum    []byte             // digest.Sum() at seq
 	pb     *runlogv1.RunState // state.Proto() at seq
 	mem    *rollup.Mem        // live history rows up to memSeq
 	memSeq uint64
@@ -354,6 +354,14 @@ func (s *LocalSource) account(r *localRun) error {
 		e = prev
 	}
 	return nil
+}
+
+// Cached returns how many runs have their folded part in memory and its
+// estimated size.
+func (s *LocalSource) Cached() (runs int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lru.Len(), s.bytes
 }
 
 // touch marks r as just used.
