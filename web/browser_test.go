@@ -287,3 +287,43 @@ func TestBrowserEscapesMarkup(t *testing.T) {
 		t.Fatalf("%d dialogs opened", n)
 	}
 }
+
+// TestBrowserLocalRoot: `runlog ui` over a local root shows its runs, the
+// one in a file and the one a live service holds, and a run's charts.
+func TestBrowserLocalRoot(t *testing.T) {
+	d := localRoot(t)
+	liveRun(t, d, "live", 120)
+	url := startUICommand(t, d)
+	ctx := browser(t)
+	open(t, ctx, url)
+	ids := eval[[]string](t, ctx, `[...document.querySelectorAll("#runs tbody tr")].map(e => e.dataset.id).sort()`)
+	if strings.Join(ids, ",") != "live,offline-a,xss" {
+		t.Fatalf("runs table shows %v", ids)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('tr[data-id="xss"] td.name a').textContent`); got != xss {
+		t.Fatalf("run name shows as %q", got)
+	}
+	screenshot(t, ctx, "local-runs")
+	open(t, ctx, url+"run/offline-a")
+	keys := eval[[]string](t, ctx, `[...document.querySelectorAll("#charts .chart")].map(e => e.dataset.key)`)
+	if strings.Join(keys, ",") != "metric/3,train/acc,train/loss,val/loss" {
+		t.Fatalf("charts %v, want one per history key", keys)
+	}
+	for i, n := range eval[[]int](t, ctx, `[...document.querySelectorAll("#charts .chart")].map(e => e._u.data[1].length)`) {
+		if n != 300 {
+			t.Fatalf("chart %s has %d points, want 300", keys[i], n)
+		}
+	}
+	open(t, ctx, url+"run/live")
+	if n := eval[int](t, ctx, `document.querySelector('.chart[data-key="train/loss"]')._u.data[1].length`); n != 120 {
+		t.Fatalf("the live run's chart has %d points, want 120", n)
+	}
+	err := chromedp.Run(ctx, chromedp.Click(`.tabs button[data-tab="overview"]`), chromedp.WaitVisible(`#config`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(body, "service") {
+		t.Fatal("the overview does not say the run is read through the service")
+	}
+	screenshot(t, ctx, "local-run")
+}

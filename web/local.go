@@ -164,9 +164,11 @@ func (s *LocalSource) open(ctx context.Context, r *localRun) (*local.Run, error)
 }
 
 // syncLocked brings r up to date with its log: its last seq and where it is
-// read from, and with fold set, its folded state. It returns the run opened
-// to do so, which the caller closes, or nil when the file did not change.
-func (s *LocalSource) syncLocked(ctx context.Context, r *localRun, fold bool) (*local.Run, error) {
+// read from, and with fold set, its folded state; with tiers set too, a
+// state folded from the start builds the chart tiers in the same read. It
+// returns the run opened to do so, which the caller closes, or nil when the
+// file did not change.
+func (s *LocalSource) syncLocked(ctx context.Context, r *localRun, fold, tiers bool) (*local.Run, error) {
 	sig, err := s.stat(r.id)
 	if err != nil {
 		return nil, err
@@ -191,6 +193,12 @@ func (s *LocalSource) syncLocked(ctx context.Context, r *localRun, fold bool) (*
 	}
 	r.seq = last
 	if fold {
+		if r.state == nil {
+			r.state, r.digest, r.mem, r.memSeq, r.damage = replay.NewState(r.id), store.NewDigest(), nil, 0, nil
+			if tiers {
+				r.mem = rollup.NewMem()
+			}
+		}
 		if err := s.foldLocked(r, lr, last); err != nil {
 			lr.Close()
 			return nil, err
@@ -224,9 +232,6 @@ func fileUpstreams(l *wal.Log) []Upstream {
 // after the state's last seq up to seq to. A damaged record ends the fold
 // where it is: the run is shown as far as it reads.
 func (s *LocalSource) foldLocked(r *localRun, src replay.Source, to uint64) error {
-	if r.state == nil {
-		r.state, r.digest, r.mem, r.memSeq, r.damage = replay.NewState(r.id), store.NewDigest(), nil, 0, nil
-	}
 	from := r.state.LastSeq() + 1
 	if from > to {
 		r.seq = r.state.LastSeq()
@@ -403,7 +408,7 @@ func (s *LocalSource) version(ctx context.Context, id string) (uint64, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	lr, err := s.syncLocked(ctx, r, false)
+	lr, err := s.syncLocked(ctx, r, false, false)
 	if err != nil {
 		return 0, err
 	}
@@ -421,7 +426,7 @@ func (s *LocalSource) Run(ctx context.Context, id string) (*Run, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	lr, err := s.syncLocked(ctx, r, true)
+	lr, err := s.syncLocked(ctx, r, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +454,7 @@ func (s *LocalSource) Chart(ctx context.Context, id string, q rollup.Query) (*ro
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	lr, err := s.syncLocked(ctx, r, true)
+	lr, err := s.syncLocked(ctx, r, true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -610,7 +615,7 @@ func (s *LocalSource) Wait(ctx context.Context, id string, after uint64) error {
 	}()
 	for {
 		r.mu.Lock()
-		lr, err := s.syncLocked(ctx, r, false)
+		lr, err := s.syncLocked(ctx, r, false, false)
 		seq, where := r.seq, r.where
 		r.mu.Unlock()
 		if lr != nil {
