@@ -322,8 +322,9 @@ func TestBrowserLocalRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(body, "service") {
-		t.Fatal("the overview does not say the run is read through the service")
+	where := eval[string](t, ctx, `[...document.querySelectorAll(".card")].filter(c => c.querySelector(".k").textContent == "Read from").map(c => c.querySelector(".v").textContent).join()`)
+	if where != "service" {
+		t.Fatalf("the overview says the run is read from %q, want service", where)
 	}
 	screenshot(t, ctx, "local-run")
 }
