@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/runlog/runlog/local"
@@ -21,6 +23,7 @@ import (
 	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/store"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // LocalOptions configure NewLocalSource. The zero value is a working
@@ -282,10 +285,71 @@ func (s *LocalSource) foldLocked(r *localRun, src replay.Source, to uint64) erro
 
 // addRow folds the history record data into m.
 func addRow(m *rollup.Mem, seq uint64, t int64, data []byte) error {
+	return historyValues(seq, data, func(step int64, vals []rollup.Value) bool {
+		m.Add(seq, t, step, vals)
+		return true
+	})
+}
+
+// historyValues calls fn with the step and the numeric values of the
+// history record data: read with package wire when the row is laid out as
+// encoders write it (no message per item), else decoded.
+func historyValues(seq uint64, data []byte, fn func(step int64, vals []rollup.Value) bool) error {
+	if step, vals, ok := fastValues(data); ok {
+		if !fn(step, vals) {
+			return errStop
+		}
+		return nil
+	}
 	return replay.History(oneRecord{seq, data}, replay.HistoryOptions{}, func(row replay.Row) error {
-		m.Add(seq, t, row.Step, numericItems(row.Items))
+		if !fn(row.Step, numericItems(row.Items)) {
+			return errStop
+		}
 		return nil
 	})
+}
+
+// fastValues reads a history row's step and numeric values (numbers and
+// booleans, finite ones) as numericItems does over the decoded row; ok is
+// false for a layout wire's helpers do not vouch for.
+func fastValues(data []byte) (step int64, vals []rollup.Value, ok bool) {
+	h, err := wire.ParseHeader(data)
+	if err != nil || h.Kind != wire.KindHistory || h.Payloads != 1 {
+		return 0, nil, false
+	}
+	step, items, ok := wire.SplitRow(h.Payload)
+	if !ok {
+		return 0, nil, false
+	}
+	sc := wire.NewScanner(items)
+	for sc.Next() {
+		if !sc.Is(wire.HistoryItems, protowire.BytesType) {
+			return 0, nil, false
+		}
+		key, val, ok := wire.SplitItem(sc.Bytes())
+		if !ok {
+			return 0, nil, false
+		}
+		v, ok := wire.ParseValue(val)
+		if !ok {
+			return 0, nil, false
+		}
+		var x float64
+		switch v.Field {
+		case wire.ValueDouble:
+			x = math.Float64frombits(v.X)
+		case wire.ValueInt:
+			x = float64(int64(v.X))
+		case wire.ValueBool:
+			x = float64(v.X)
+		default:
+			continue
+		}
+		if rollup.Finite(x) {
+			vals = append(vals, rollup.Value{Key: string(key), V: x})
+		}
+	}
+	return step, vals, sc.Err() == nil
 }
 
 // oneRecord is a replay.Source of a single encoded record.
@@ -530,11 +594,8 @@ func liveRows(src replay.Source, rewound bool, from, to uint64, fn func(seq uint
 			if ev.Kind() != replay.KindHistory {
 				return nil
 			}
-			return replay.History(oneRecord{seq, data}, replay.HistoryOptions{}, func(row replay.Row) error {
-				if !fn(seq, ev.Time(), row.Step, numericItems(row.Items)) {
-					return errStop
-				}
-				return nil
+			return historyValues(seq, data, func(step int64, vals []rollup.Value) bool {
+				return fn(seq, ev.Time(), step, vals)
 			})
 		})
 		if errors.Is(err, errStop) {
