@@ -13,7 +13,9 @@ import (
 // TestFastValuesMatchDecoded: the wire read of a row gives what the decoded
 // row gives, and declines layouts it cannot vouch for.
 func TestFastValuesMatchDecoded(t *testing.T) {
-	d := func(x float64) *runlogv1.Value { return &runlogv1.Value{Kind: &runlogv1.Value_DoubleValue{DoubleValue: x}} }
+	d := func(x float64) *runlogv1.Value {
+		return &runlogv1.Value{Kind: &runlogv1.Value_DoubleValue{DoubleValue: x}}
+	}
 	row := &runlogv1.HistoryRow{Step: 42, Items: []*runlogv1.Item{
 		{Key: "loss", Value: d(0.5)},
 		{Key: "n", Value: &runlogv1.Value{Kind: &runlogv1.Value_IntValue{IntValue: -7}}},
