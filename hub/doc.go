@@ -24,6 +24,9 @@
 //     after its handler returned (its Recv is unblocked by the stream's
 //     end), so the Server counts them and Stop and GracefulStop wait for
 //     them after gRPC has ended the handlers.
+//   - Server.Run stops in layers once its context is done: GracefulStop,
+//     then Stop after Options.ShutdownTimeout, so a stream that a client
+//     keeps open cannot hold the hub up.
 //   - Memory per stream is bounded: at most Options.MaxQueued requests wait
 //     behind the one being committed, and gRPC flow control holds back the
 //     rest.

@@ -43,6 +43,9 @@ type Options struct {
 	// Metrics, when set, gets the hub's Prometheus metrics: records
 	// ingested, store append latency, ingest errors and streams.
 	Metrics prometheus.Registerer
+	// ShutdownTimeout is how long Run lets streams finish once its context
+	// is done before it closes them (default 10s).
+	ShutdownTimeout time.Duration
 }
 
 // Server is the hub's gRPC server: the Hub service and the standard health
@@ -50,8 +53,40 @@ type Options struct {
 // GracefulStop return only once every handler and every stream's receiver
 // has ended. It is safe for concurrent use.
 type Server struct {
-	gs  *grpc.Server
-	svc *service
+	gs    *grpc.Server
+	svc   *service
+	grace time.Duration
+}
+
+// Run serves lis until ctx is done, then stops in layers: GracefulStop,
+// cut short by Stop after Options.ShutdownTimeout. It returns nil after a
+// stop that ctx asked for, and Serve's error when serving failed. Either
+// way every goroutine of the server has ended when it returns; the caller
+// closes the store after it.
+func (s *Server) Run(ctx context.Context, lis net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- s.gs.Serve(lis) }()
+	select {
+	case err := <-served:
+		s.Stop()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.svc.log.Info("hub stopping")
+	stopped := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(s.grace):
+		s.svc.log.Warn("streams still open after the shutdown timeout; closing them", "timeout", s.grace)
+		s.Stop()
+		<-stopped
+	}
+	<-served
+	return nil
 }
 
 // Serve accepts connections on lis until Stop or GracefulStop.
@@ -84,6 +119,9 @@ func NewServer(st store.Store, opts Options) (*Server, error) {
 	if opts.MaxQueued <= 0 {
 		opts.MaxQueued = 16
 	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
 	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(opts.MaxRecvMsgBytes)}
 	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(opts.TLSCertFile, opts.TLSKeyFile)
@@ -105,7 +143,7 @@ func NewServer(st store.Store, opts Options) (*Server, error) {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(runlogv1.Hub_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
-	return &Server{gs: gs, svc: svc}, nil
+	return &Server{gs: gs, svc: svc, grace: opts.ShutdownTimeout}, nil
 }
 
 // service implements runlogv1.HubServer on a store.

@@ -428,3 +428,45 @@ func TestStopWaitsForStreams(t *testing.T) {
 	}
 	<-served
 }
+
+// TestRunStopsOnContextAndCutsOpenStreams checks Run's shutdown: once its
+// context is done, a stream the client keeps open past ShutdownTimeout is
+// closed and Run returns nil. Without the cut, GracefulStop waits for the
+// stream forever.
+func TestRunStopsOnContextAndCutsOpenStreams(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gs, err := hub.NewServer(st, hub.Options{ShutdownTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- gs.Run(ctx, lis) }()
+	c := dial(t, lis.Addr().String())
+	stream, err := c.Ingest(context.Background())
+	if err == nil {
+		err = stream.Send(&runlogv1.IngestRequest{RunId: "r", Records: storetest.Records(t, storetest.Run{Rows: 3, Keys: 1})})
+	}
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatalf("Run after its context ended: %v", err)
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Fatal("the open stream still answers after Run returned")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"syscall"
 
 	"github.com/runlog/runlog/internal/dirsync"
@@ -138,42 +137,15 @@ func (l *rootLock) release() error {
 	return err
 }
 
-// writePortFile writes pf to path atomically: a temp file in the same
-// directory, fsynced, renamed over path, and the directory fsynced, so a
+// writePortFile writes pf to path atomically (dirsync.WriteFile), so a
 // client waiting for the file never reads half of it.
 func writePortFile(path string, pf portFile) error {
 	data, err := json.Marshal(pf)
 	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
 		return fmt.Errorf("write port file %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write port file %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write port file %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write port file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write port file %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write port file %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write port file %s: %w", path, err)
+	if err := dirsync.WriteFile(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("port file: %w", err)
 	}
 	return nil
 }

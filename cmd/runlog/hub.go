@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runlog/runlog/hub"
+	"github.com/runlog/runlog/internal/dirsync"
 	"github.com/runlog/runlog/store"
 	"github.com/runlog/runlog/web"
 )
@@ -166,18 +166,17 @@ func runHub(log *slog.Logger, c hubConfig) error {
 			Help: "Transactions the embedded store committed (appends are grouped into them).",
 		}, func() float64 { return float64(sc.Stats().Commits) }))
 	}
-	gs, err := hub.NewServer(st, hub.Options{Logger: log, Token: token, TLSCertFile: c.cert, TLSKeyFile: c.key, Metrics: reg})
+	gs, err := hub.NewServer(st, hub.Options{Logger: log, Token: token, TLSCertFile: c.cert, TLSKeyFile: c.key, Metrics: reg, ShutdownTimeout: c.grace})
 	if err != nil {
 		return err
 	}
-	addr := strings.TrimPrefix(c.listen, "tcp://")
-	lis, err := net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", strings.TrimPrefix(c.listen, "tcp://"))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	var ui *uiServer
+	info := map[string]any{"pid": os.Getpid(), "tcp": lis.Addr().String()}
 	if c.http != "" {
-		ui, err = startUI(log, c.http, withMetrics(web.New(web.NewHubSource(st), web.Options{
+		ui, err := startUI(log, c.http, withMetrics(web.New(web.NewHubSource(st), web.Options{
 			Token: token, Title: "hub " + lis.Addr().String(), Logger: log, SecureCookie: c.cert != "",
 		}), metricsHandler(reg, token)), c.cert, c.key)
 		if err != nil {
@@ -185,45 +184,26 @@ func runHub(log *slog.Logger, c hubConfig) error {
 			return err
 		}
 		defer ui.stop()
+		// Live pages hold requests open: close them as soon as the hub
+		// stops, beside its streams.
+		context.AfterFunc(ctx, ui.stop)
+		info["http"] = ui.url
 	}
 	if c.portFile != "" {
-		info := map[string]any{"pid": os.Getpid(), "tcp": lis.Addr().String()}
-		if ui != nil {
-			info["http"] = ui.url
+		data, err := json.Marshal(info)
+		if err == nil {
+			err = dirsync.WriteFile(c.portFile, append(data, '\n'))
 		}
-		if err := writeHubPortFile(c.portFile, info); err != nil {
+		if err != nil {
 			lis.Close()
 			return fmt.Errorf("port file: %w", err)
 		}
 		defer os.Remove(c.portFile)
 	}
 	log.Info("hub listening", "addr", lis.Addr().String(), "store", st.Path(), "tls", c.cert != "", "token", token != "")
-
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	if err := gs.Run(ctx, lis); err != nil {
+		return err
 	}
-	log.Info("hub stopping")
-	if ui != nil {
-		// Live pages hold requests open: close them before the streams.
-		ui.stop()
-	}
-	stopped := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(c.grace):
-		log.Warn("streams still open after the shutdown timeout; closing them", "timeout", c.grace)
-		gs.Stop()
-		<-stopped
-	}
-	<-served
 	if err := st.Close(); err != nil {
 		return err
 	}
@@ -243,41 +223,4 @@ func readTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return tok, nil
-}
-
-// writeHubPortFile writes v as JSON to a temporary name beside path, syncs it,
-// renames it into place and syncs the directory, so a reader sees the whole
-// file or none of it.
-func writeHubPortFile(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

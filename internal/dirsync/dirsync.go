@@ -61,3 +61,31 @@ func MkdirAll(dir string, perm fs.FileMode) (created bool, err error) {
 	}
 	return true, nil
 }
+
+// WriteFile writes data to path atomically: to a temporary name in the same
+// directory, fsynced, renamed over path, and the directory fsynced, so a
+// reader waiting for the file (a port file) sees all of it or none, also
+// after a power cut.
+func WriteFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return Sync(dir)
+}
