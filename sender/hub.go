@@ -277,3 +277,35 @@ type explainedStream struct {
 }
 
 func (s explainedStream) RecvMsg(m any) error { return s.e.explain(s.ClientStream.RecvMsg(m)) }
+
+// DialTargets dials the hubs at urls with opts, one connection a hub: two
+// URLs that name the same hub (see ParseURL) make one target. Connections
+// are made lazily, by the senders. The returned function closes them; call
+// it once nothing sends to the targets any more.
+func DialTargets(urls []string, opts HubOptions) ([]Target, func(), error) {
+	var (
+		targets []Target
+		hubs    []*Hub
+	)
+	closeAll := func() {
+		for _, h := range hubs {
+			h.Close()
+		}
+	}
+	seen := map[string]bool{}
+	for _, u := range urls {
+		h, err := DialHub(u, opts)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if seen[h.URL()] {
+			h.Close()
+			continue
+		}
+		seen[h.URL()] = true
+		hubs = append(hubs, h)
+		targets = append(targets, Target{URL: h.URL(), Up: h})
+	}
+	return targets, closeAll, nil
+}

@@ -22,16 +22,28 @@ const (
 // is none.
 func (l *Log) SyncErrors(cursors map[string]uint64) map[string]string {
 	var out map[string]string
-	for name := range cursors {
-		url, ok := strings.CutPrefix(name, CursorUpstreamPrefix)
-		if !ok {
-			continue
-		}
+	for url := range UpstreamCursors(cursors) {
 		if v, err := l.Meta(MetaSyncErrorPrefix + url); err == nil && len(v) > 0 {
 			if out == nil {
 				out = make(map[string]string)
 			}
 			out[url] = string(v)
+		}
+	}
+	return out
+}
+
+// UpstreamCursors returns the upstream cursors among cursors (as Cursors
+// returns them), keyed by upstream URL: the last sequence each upstream
+// acknowledged. It is nil when there is none.
+func UpstreamCursors(cursors map[string]uint64) map[string]uint64 {
+	var out map[string]uint64
+	for name, seq := range cursors {
+		if url, ok := strings.CutPrefix(name, CursorUpstreamPrefix); ok {
+			if out == nil {
+				out = make(map[string]uint64)
+			}
+			out[url] = seq
 		}
 	}
 	return out

@@ -47,29 +47,9 @@ func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *
 			return nil, nil, err
 		}
 	}
-	var (
-		targets []sender.Target
-		hubs    []*sender.Hub
-	)
-	closeAll := func() {
-		for _, h := range hubs {
-			h.Close()
-		}
-	}
-	seen := map[string]bool{}
-	for _, u := range upstreams {
-		h, err := sender.DialHub(u, sender.HubOptions{Token: token})
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		if seen[h.URL()] {
-			h.Close()
-			continue
-		}
-		seen[h.URL()] = true
-		hubs = append(hubs, h)
-		targets = append(targets, sender.Target{URL: h.URL(), Up: h})
+	targets, closeAll, err := sender.DialTargets(upstreams, sender.HubOptions{Token: token})
+	if err != nil {
+		return nil, nil, err
 	}
 	log.Info("syncing runs upstream", "upstreams", upstreams)
 	return []mux.Follower{sender.NewFollower(targets, sender.Options{Logger: log})}, closeAll, nil
@@ -321,20 +301,12 @@ func syncSummaryLine(rep *syncReport) string {
 func addSyncState(rows []runRow) {
 	for i := range rows {
 		r := &rows[i]
-		for name, seq := range r.Cursors {
-			url, ok := strings.CutPrefix(name, wal.CursorUpstreamPrefix)
-			if !ok {
-				continue
+		r.Synced = wal.UpstreamCursors(r.Cursors)
+		for url, seq := range r.Synced {
+			if r.Lag == nil {
+				r.Lag = make(map[string]uint64)
 			}
-			if r.Synced == nil {
-				r.Synced, r.Lag = make(map[string]uint64), make(map[string]uint64)
-			}
-			r.Synced[url] = seq
-			if r.Records > seq {
-				r.Lag[url] = r.Records - seq
-			} else {
-				r.Lag[url] = 0
-			}
+			r.Lag[url] = r.Records - min(seq, r.Records)
 		}
 	}
 }
