@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -34,6 +33,7 @@ import (
 	"github.com/runlog/runlog/replay/replaytest"
 	"github.com/runlog/runlog/store"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 // replayExample writes the example run under a new root and returns the root.
@@ -223,10 +223,10 @@ func TestReplayStateAt(t *testing.T) {
 	}
 }
 
-// seal stores r the way the log does: CRC-32C, then the record.
+// seal stores r the way the log does: framed with its checksum.
 func seal(r *runlogv1.Record) []byte {
 	data, _ := proto.Marshal(r)
-	return append(binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))), data...)
+	return wire.AppendFrame(nil, data)
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -266,7 +266,7 @@ func TestReplayVerifyFindsDamage(t *testing.T) {
 		}, "checksum", 25, 24},
 		{"undecodable record", func(t *testing.T, tx *bolt.Tx) {
 			data := []byte{0x0a, 0xff, 0xff, 0xff}
-			v := append(binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))), data...)
+			v := wire.AppendFrame(nil, data)
 			tx.Bucket([]byte("records")).Put(seqKey(8), v)
 		}, "decode", 8, 7},
 		{"missing record", func(t *testing.T, tx *bolt.Tx) {

@@ -23,6 +23,7 @@ import (
 	"github.com/runlog/runlog/sender/sendertest"
 	"github.com/runlog/runlog/store/storetest"
 	"github.com/runlog/runlog/wal"
+	"github.com/runlog/runlog/wire"
 )
 
 var exitFinished = &runlogv1.Exit{Reason: runlogv1.ExitReason_EXIT_REASON_FINISHED}
@@ -360,10 +361,10 @@ func itemsFirstHistory(t *testing.T, clientSeq uint64, step int64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), item)
-	row = protowire.AppendVarint(protowire.AppendTag(row, 1, protowire.VarintType), uint64(step))
+	row := protowire.AppendBytes(protowire.AppendTag(nil, wire.HistoryItems, protowire.BytesType), item)
+	row = protowire.AppendVarint(protowire.AppendTag(row, wire.HistoryStep, protowire.VarintType), uint64(step))
 	rec := muxtest.Encode(t, &runlogv1.Record{ClientSeq: clientSeq})
-	return protowire.AppendBytes(protowire.AppendTag(rec, 12, protowire.BytesType), row)
+	return protowire.AppendBytes(protowire.AppendTag(rec, wire.RecordHistory, protowire.BytesType), row)
 }
 
 // TestSyncRunHeldByService syncs a run that a running service holds open
