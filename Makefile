@@ -12,7 +12,7 @@ PYTHON  ?= python3
 BIN     := bin/runlog
 VENV    := .venv
 # Packages that run goroutines of their own get the race detector.
-RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/... ./hub/... ./web/... ./local/...
+RACE_PKGS := ./wal/... ./mux/... ./sender/... ./client/... ./store/... ./hub/... ./web/... ./local/... ./loadgen/...
 
 FUZZTIME ?= 10m
 
@@ -39,7 +39,7 @@ test-go: build
 	bash scripts/postgres.sh
 	$(GO) vet ./...
 	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -race -timeout 10m $(RACE_PKGS)
-	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub|web|local)(/|$$)')
+	RUNLOG_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout 10m $(shell $(GO) list ./... | grep -v -E '/(wal|mux|sender|client|store|hub|web|local|loadgen)(/|$$)')
 
 $(VENV)/.installed: python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
