@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/runlog/runlog/client"
+	"github.com/runlog/runlog/internal/dirsync"
 	"github.com/runlog/runlog/local"
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/replay"
@@ -54,7 +55,7 @@ func serveWithWandb(ctx context.Context, svc *mux.Service, root, tcpAddr string,
 		portPath := wandbgate.PortPath(root)
 		defer os.Remove(portPath)
 		port := tln.Addr().(*net.TCPAddr).Port
-		if err := writeFileAtomic(portPath, []byte(fmt.Sprintf("%d\n", port))); err != nil {
+		if err := dirsync.WriteFile(portPath, []byte(fmt.Sprintf("%d\n", port))); err != nil {
 			ln.Close()
 			tln.Close()
 			svc.Close()
@@ -142,31 +143,6 @@ func tcpAddrOf(lns []net.Listener) string {
 		}
 	}
 	return ""
-}
-
-// writeFileAtomic writes data to path through a temp file in the same
-// directory, fsynced and renamed, so a reader never sees half of it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // rootPath is the root a command works in (see root.Resolve), as a path.
