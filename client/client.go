@@ -503,12 +503,22 @@ func (c *Client) ensure(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if p, ok := strings.CutPrefix(t, "unix://"); ok {
+			if err := root.CheckSocket(p); err != nil {
+				return err
+			}
+		}
 		if c.try(ctx, t) {
 			return nil
 		}
 		tried = append(tried, c.opts.Address)
 	}
 	sock := SocketPath(c.root)
+	// Another user's socket (or a link) in the root would receive every
+	// record: refuse, and start no service beside it.
+	if err := root.CheckSocket(sock); err != nil {
+		return err
+	}
 	if t := socketTarget(sock); t != "" && c.try(ctx, t) {
 		return nil
 	}

@@ -64,7 +64,7 @@ func Target(addr string) (string, error) {
 // socketTarget returns the target of a unix socket, or "" when no file is
 // there: dialling a missing socket only wastes the health timeout.
 func socketTarget(path string) string {
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Type() != os.ModeSocket {
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != os.ModeSocket {
 		return ""
 	}
 	return "unix://" + path

@@ -50,6 +50,9 @@ func ListFiles(d root.Dir) ([]*runlogv1.RunSummary, error) {
 
 // summarize describes one run from its file.
 func summarize(d root.Dir, id string) *runlogv1.RunSummary {
+	if err := d.CheckRun(id); err != nil {
+		return replay.UnreadableSummary(id, err)
+	}
 	l, err := wal.Open(d.Log(id), wal.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
 	if err != nil {
 		return replay.UnreadableSummary(id, err)

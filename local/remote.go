@@ -15,6 +15,7 @@ import (
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/sender"
 	"github.com/runlog/runlog/wal"
 	"github.com/runlog/runlog/wire"
@@ -62,7 +63,10 @@ var (
 // bounds the reads until Close.
 func Dial(ctx context.Context, ref Ref) (*Remote, error) {
 	sock := ref.Root.Socket()
-	if _, err := os.Stat(sock); err != nil {
+	if err := root.CheckSocket(sock); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(sock); err != nil {
 		return nil, fmt.Errorf("no service socket %s", sock)
 	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),

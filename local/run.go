@@ -79,6 +79,13 @@ func Open(ctx context.Context, ref Ref, opts Options) (*Run, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 100 * time.Millisecond
 	}
+	// A log in a root's layout is opened only through real directories:
+	// a link at runs/<id> may lead into another user's directory.
+	if d, id, ok := root.RunOfLog(ref.Path); ok && filepath.Base(ref.Path) == root.LogName {
+		if err := d.CheckRun(id); err != nil {
+			return nil, err
+		}
+	}
 	wo := wal.Options{ReadOnly: !opts.Write, MustExist: true, LockTimeout: opts.LockTimeout}
 	l, err := wal.Open(ref.Path, wo)
 	var damaged *wal.CorruptError

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
+	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wal"
 )
 
@@ -140,7 +141,7 @@ func statusOf(err error) *status.Status {
 		code = codes.InvalidArgument
 	case errors.As(err, &corrupt):
 		code = codes.DataLoss
-	case errors.As(err, &order):
+	case errors.As(err, &order), errors.Is(err, root.ErrUnsafe):
 		code = codes.FailedPrecondition
 	case errors.Is(err, ErrRunExists):
 		code = codes.AlreadyExists

@@ -165,8 +165,11 @@ func (s *Service) openForInit(r *run, client string, req *runlogv1.InitRequest) 
 		}
 		close(r.ready)
 	}()
-	path := s.walPath(r.id)
-	_, statErr := os.Stat(path)
+	path, err := s.walPath(r.id)
+	if err != nil {
+		return false, err
+	}
+	_, statErr := os.Lstat(path)
 	exists := statErr == nil
 	mode := req.GetResume()
 	switch {
@@ -443,7 +446,11 @@ func (s *Service) Finish(ctx context.Context, req *runlogv1.FinishRequest) (*run
 func (s *Service) finishClosed(id string) (*runlogv1.FinishResponse, error) {
 	opts := s.opts.WAL
 	opts.ReadOnly, opts.MustExist = true, false
-	l, err := wal.Open(s.walPath(id), opts)
+	path, err := s.walPath(id)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	l, err := wal.Open(path, opts)
 	if errors.Is(err, wal.ErrNotExist) {
 		return nil, rpcError(errorf(ErrRunNotFound, "run %s not found under %s", id, s.root))
 	}

@@ -177,7 +177,7 @@ func (s *Service) notOpen(id string) error {
 	// An unfinished run is open for as long as the service runs (runs found
 	// at startup included), so a log that exists but is not open ends with
 	// its exit record.
-	if _, err := os.Stat(s.walPath(id)); err == nil {
+	if _, err := os.Lstat(s.dir.Log(id)); err == nil {
 		return errorf(ErrRunFinished, "run %s is finished; start a new run", id)
 	}
 	return errorf(ErrRunNotFound, "run %s not found under %s; Init it first", id, s.root)

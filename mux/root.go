@@ -15,25 +15,26 @@ import (
 // maxSocketPath is the size of sun_path on Linux, terminating NUL included.
 const maxSocketPath = 108
 
-// makeRoot creates the root with mode 0700. An existing root keeps its mode;
-// if others can enter it, the service says so once.
-func makeRoot(root string, log *slog.Logger) error {
-	fi, err := os.Stat(root)
+// makeRoot creates the root with mode 0700. An existing root must be the
+// service's user's own and writable by nobody else (root.Dir.Check); if
+// others can enter it, the service says so once.
+func makeRoot(dir root.Dir, log *slog.Logger) error {
+	if err := dir.Check(); err != nil {
+		return fmt.Errorf("open root: %w", err)
+	}
+	fi, err := os.Stat(string(dir))
 	if errors.Is(err, os.ErrNotExist) {
-		if _, err := dirsync.MkdirAll(root, 0o700); err != nil {
-			return fmt.Errorf("create root %s: %w", root, err)
+		if _, err := dirsync.MkdirAll(string(dir), 0o700); err != nil {
+			return fmt.Errorf("create root %s: %w", dir, err)
 		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("open root %s: %w", root, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("open root %s: not a directory", root)
+		return fmt.Errorf("open root %s: %w", dir, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("root is accessible to other users; the socket itself is private (0600)",
-			"root", root, "mode", fi.Mode().Perm().String())
+		log.Warn("root is readable by other users; the socket itself is private (0600)",
+			"root", string(dir), "mode", fi.Mode().Perm().String())
 	}
 	return nil
 }

@@ -134,8 +134,13 @@ func (s *Service) newRun(id string) *run {
 	return r
 }
 
-func (s *Service) walPath(id string) string {
-	return s.dir.Log(id)
+// walPath returns the log of run id after root.CheckRun: no path of the
+// run is followed through a symlink.
+func (s *Service) walPath(id string) (string, error) {
+	if err := s.dir.CheckRun(id); err != nil {
+		return "", fmt.Errorf("open run %s: %w", id, err)
+	}
+	return s.dir.Log(id), nil
 }
 
 func (s *Service) walOptions() wal.Options {
@@ -584,7 +589,11 @@ func (s *Service) openLog(ctx context.Context, id string) (l *wal.Log, r *run, d
 	}
 	opts := s.opts.WAL
 	opts.ReadOnly, opts.MustExist = true, false
-	l, err = wal.Open(s.walPath(id), opts)
+	path, err := s.walPath(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	l, err = wal.Open(path, opts)
 	if err != nil {
 		if errors.Is(err, wal.ErrNotExist) {
 			return nil, nil, nil, errorf(ErrRunNotFound, "run %s not found under %s", id, s.root)
@@ -605,15 +614,19 @@ func (s *Service) recover() error {
 	now := time.Now()
 	for _, e := range ents {
 		id := e.Name()
-		if !e.IsDir() {
+		if !e.IsDir() && e.Type()&os.ModeSymlink == 0 {
 			continue
 		}
 		if err := checkRunID(id); err != nil {
 			s.log.Warn("skipping a directory that is not a run", "dir", s.dir.RunDir(id))
 			continue
 		}
-		path := s.walPath(id)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		path, err := s.walPath(id)
+		if err != nil {
+			s.log.Error("cannot open run; leaving it alone", "run", id, "err", err)
+			continue
+		}
+		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		opts := s.walOptions()

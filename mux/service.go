@@ -229,7 +229,7 @@ func Open(dir string, opts Options) (*Service, error) {
 	s.followCtx, s.cancelFollow = context.WithCancel(context.Background())
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 
-	if err := makeRoot(abs, s.log); err != nil {
+	if err := makeRoot(s.dir, s.log); err != nil {
 		return nil, err
 	}
 	s.unixPath = s.dir.Socket()
@@ -309,7 +309,11 @@ func (s *Service) TCPAddr() string {
 
 func (s *Service) listen() error {
 	// The root lock is held, so a socket left here belongs to a service that
-	// is gone.
+	// is gone. A socket of another user, or a link, in its place means
+	// someone else could write the root: refuse rather than guess.
+	if err := root.CheckSocket(s.unixPath); err != nil {
+		return err
+	}
 	if err := os.Remove(s.unixPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %s: %w", s.unixPath, err)
 	}

@@ -101,7 +101,8 @@ func RunOfLog(path string) (d Dir, id string, ok bool) {
 }
 
 // RunIDs returns the ids of the runs under the root, sorted: the
-// directories of ROOT/runs with a legal run id that hold a log. A root
+// directories of ROOT/runs with a legal run id that hold a log, and the
+// symlinks there with a legal run id (CheckRun refuses them). A root
 // without a runs directory has none.
 func (d Dir) RunIDs() ([]string, error) {
 	ents, err := os.ReadDir(d.Runs())
@@ -119,11 +120,18 @@ func (d Dir) RunIDs() ([]string, error) {
 func (d Dir) RunIDsOf(ents []os.DirEntry) []string {
 	var ids []string
 	for _, e := range ents {
-		if !e.IsDir() || CheckRunID(e.Name()) != nil {
+		if CheckRunID(e.Name()) != nil {
 			continue
 		}
-		if _, err := os.Stat(d.Log(e.Name())); err != nil {
-			continue // not a run directory
+		// A symlink in place of a run is listed, so that whoever opens it
+		// hears from CheckRun why it is refused; nothing here follows it.
+		if e.Type()&os.ModeSymlink == 0 {
+			if !e.IsDir() {
+				continue
+			}
+			if _, err := os.Lstat(d.Log(e.Name())); err != nil {
+				continue // not a run directory
+			}
 		}
 		ids = append(ids, e.Name())
 	}
