@@ -57,6 +57,17 @@ type Result struct {
 	// ServiceRSSMaxMB is the service's peak resident memory (VmHWM), MiB:
 	// the largest of every service process's when it was restarted.
 	ServiceRSSMaxMB float64 `json:"service_rss_max_mb"`
+	// ServiceAnonMaxMB and ServiceFileMaxMB are the largest anonymous
+	// (heap, stacks: RssAnon) and file-backed (the logs' mmap, the
+	// executable: RssFile) resident memory seen in the watch's samples, MiB.
+	// Pages of a mapped log count as file-backed and the kernel may drop
+	// them; anonymous pages are what the service costs.
+	ServiceAnonMaxMB float64 `json:"service_anon_max_mb"`
+	ServiceFileMaxMB float64 `json:"service_file_max_mb"`
+	// ServiceCPUSeconds is the user and system CPU time of the services
+	// this bench started (reaped children): on a shared machine a steadier
+	// measure of the service's cost than the wall-clock rate.
+	ServiceCPUSeconds float64 `json:"service_cpu_seconds"`
 	// ServiceRestarts counts the service processes started after the first
 	// one: each is a service that died (SIGKILLed, say) and was started
 	// again by the client, which then resent what was not acknowledged.
@@ -201,6 +212,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// by stopService, killed ones by the client): the kernel's largest
 	// child peak covers a service killed between two samples.
 	res.ServiceRSSMaxMB = max(w.peak(), childrenPeakRSS())
+	res.ServiceCPUSeconds = childrenCPU()
+	res.ServiceAnonMaxMB, res.ServiceFileMaxMB = w.peakKinds()
 	ids := make([]string, len(runs))
 	for i, r := range runs {
 		ids[i] = r.ID()

@@ -28,9 +28,11 @@ type watch struct {
 	done      chan struct{}
 	stopOnce  sync.Once
 
-	mu     sync.Mutex // protects pid and peakMB
+	mu     sync.Mutex // protects pid and the peaks
 	pid    int        // the service the lock file names, 0 before one does
 	peakMB float64    // the largest VmHWM read from any of them
+	anonMB float64    // the largest RssAnon sampled
+	fileMB float64    // the largest RssFile sampled
 }
 
 // startWatch samples once and then every WatchEvery in a goroutine that
@@ -85,11 +87,21 @@ func (w *watch) sample() {
 	if pid == 0 {
 		return
 	}
-	if mb, err := peakRSS(pid); err == nil {
+	if m, err := readMemory(pid); err == nil {
 		w.mu.Lock()
-		w.peakMB = max(w.peakMB, mb)
+		w.peakMB = max(w.peakMB, m.peak)
+		w.anonMB = max(w.anonMB, m.anon)
+		w.fileMB = max(w.fileMB, m.file)
 		w.mu.Unlock()
 	}
+}
+
+// peakKinds returns the largest anonymous and file-backed resident memory
+// sampled, MiB.
+func (w *watch) peakKinds() (anon, file float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.anonMB, w.fileMB
 }
 
 // current returns the pid of the service the lock file names.
@@ -117,22 +129,56 @@ func childrenPeakRSS() float64 {
 	return float64(ru.Maxrss) / 1024
 }
 
-// peakRSS returns the peak resident memory of pid in MiB (VmHWM).
-func peakRSS(pid int) (float64, error) {
+// childrenCPU returns the user and system CPU seconds of this process's
+// reaped children, 0 when it cannot tell.
+func childrenCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// memory is a process's resident memory, MiB.
+type memory struct {
+	peak float64 // VmHWM, the kernel's peak of the total
+	anon float64 // RssAnon now
+	file float64 // RssFile now
+}
+
+// readMemory reads pid's memory from /proc/PID/status.
+func readMemory(pid int) (memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read service memory: %w", err)
+		return memory{}, fmt.Errorf("read service memory: %w", err)
 	}
+	var m memory
+	found := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				return 0, fmt.Errorf("read service memory: VmHWM %q: %w", v, err)
-			}
-			return kb / 1024, nil
+		name, v, ok := strings.Cut(line, ":")
+		var dst *float64
+		switch name {
+		case "VmHWM":
+			dst = &m.peak
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
 		}
+		if !ok || dst == nil {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("read service memory: %s %q: %w", name, v, err)
+		}
+		*dst = kb / 1024
+		found++
 	}
-	return 0, fmt.Errorf("read service memory: no VmHWM in /proc/%d/status", pid)
+	if found < 3 {
+		return memory{}, fmt.Errorf("read service memory: no VmHWM, RssAnon or RssFile in /proc/%d/status", pid)
+	}
+	return m, nil
 }
 
 // stopService sends SIGTERM and waits for the process to exit, so its logs

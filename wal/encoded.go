@@ -62,7 +62,16 @@ func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first 
 	ms := uint64(now / int64(time.Millisecond))
 	clients := make(map[string]uint64, 1)
 	finished := false
+	// One allocation of the right size: growing by doubling would leave
+	// up to half of a batch's buffer unused for every run that writes.
+	need := 0
+	for i := range recs {
+		need += maxHeader + len(recs[i].ClientID) + len(recs[i].Body)
+	}
 	buf := l.buf[:0]
+	if cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
 	offs := make([]int, len(recs)+1)
 	for i := range recs {
 		r := &recs[i]
@@ -103,6 +112,14 @@ func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first 
 	}
 	return first, now, nil
 }
+
+// maxHeader bounds what appendEncoded writes around a record's body and
+// client id: the checksum and the tags and varints of seq, id, time, the
+// client id's length and client_seq.
+const maxHeader = 4 + (1 + 10) + (1 + 1 + 16) + (1 + 10) + (1 + 10) + (1 + 10)
+
+// keepBuf is the largest encoding buffer a log keeps between batches.
+const keepBuf = 64 << 10
 
 // bodyPayload is what the log needs to know about an encoded payload.
 type bodyPayload struct {

@@ -424,10 +424,12 @@ func (l *Log) end() (logEnd, error) {
 // step floor, in one transaction. Then it moves the log's end to e and wakes
 // the waiters. On error the log is as it was.
 func (l *Log) write(first uint64, buf []byte, offs []int, clients map[string]uint64, e logEnd) error {
-	if cap(buf) <= 16<<20 {
+	// Keep a small buffer for the next batch; a large one goes back to
+	// the heap, or every run would pin its largest batch for its life.
+	if cap(buf) <= keepBuf {
 		l.buf = buf
 	} else {
-		l.buf = nil // do not pin a huge buffer after one big batch
+		l.buf = nil
 	}
 	n := len(offs) - 1
 	prevStep := l.LastStep()

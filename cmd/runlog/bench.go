@@ -149,7 +149,11 @@ func printBench(w io.Writer, r *loadgen.Result) {
 	fmt.Fprintf(w, "acked %d records in %.3fs: %.0f records/s (%d batches, %d window waits)\n",
 		r.Acked, r.Seconds, r.RecordsPerSec, r.Batches, r.WindowWaits)
 	fmt.Fprintf(w, "ack latency p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", r.AckP50Ms, r.AckP99Ms, r.AckMaxMs)
-	fmt.Fprintf(w, "service peak RSS %.1f MiB\n", r.ServiceRSSMaxMB)
+	fmt.Fprintf(w, "service peak RSS %.1f MiB (sampled peaks: anonymous %.1f MiB, file-backed %.1f MiB)\n",
+		r.ServiceRSSMaxMB, r.ServiceAnonMaxMB, r.ServiceFileMaxMB)
+	if r.ServiceCPUSeconds > 0 && r.Acked > 0 {
+		fmt.Fprintf(w, "service CPU %.2fs: %.2f µs per acked record\n", r.ServiceCPUSeconds, r.ServiceCPUSeconds*1e6/float64(r.Acked))
+	}
 	if r.ServiceRestarts > 0 {
 		fmt.Fprintf(w, "service restarted %d times; the client resent what was not acknowledged\n", r.ServiceRestarts)
 	}

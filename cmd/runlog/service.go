@@ -155,6 +155,13 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(64 << 20)
 	}
+	// Almost all of the heap is batches on their way to a log, garbage
+	// once committed: collecting when the heap has grown by three quarters
+	// of the live heap rather than doubled keeps resident memory near what
+	// is in flight for about a tenth more CPU. An explicit GOGC wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(75)
+	}
 	reg := newRegistry()
 	if c.metricsListen != "" {
 		ms, err := startMetrics(log, c.metricsListen, reg)
