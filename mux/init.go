@@ -121,6 +121,17 @@ func (s *Service) attach(ctx context.Context, id, client string, req *runlogv1.I
 	}
 }
 
+// damagedRun returns the error that refuses a client a run whose log is
+// damaged (err wraps a *wal.CorruptError), and nil for any other err.
+func damagedRun(id string, err error) error {
+	var ce *wal.CorruptError
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	return fmt.Errorf("run %s is damaged at seq %d and takes no more records; start a new run (its records before seq %d still read and sync): %w",
+		id, ce.Seq, ce.Seq, err)
+}
+
 // resume attaches the client to the open run r.
 func (s *Service) resume(ctx context.Context, r *run, client string, req *runlogv1.InitRequest) error {
 	switch req.GetResume() {
@@ -136,6 +147,10 @@ func (s *Service) resume(ctx context.Context, r *run, client string, req *runlog
 	if r.stopping {
 		r.mu.Unlock()
 		return errorf(ErrShuttingDown, "the service is shutting down; retry once it is back")
+	}
+	if err := damagedRun(r.id, r.log.Refused()); err != nil {
+		r.mu.Unlock()
+		return err
 	}
 	r.attached[client] = newProc(int(req.GetClientPid()))
 	delete(r.left, client)
@@ -185,7 +200,14 @@ func (s *Service) openForInit(r *run, client string, req *runlogv1.InitRequest) 
 		if !exists {
 			os.RemoveAll(filepath.Dir(path))
 		}
+		if err := damagedRun(r.id, err); err != nil {
+			return false, err
+		}
 		return false, fmt.Errorf("open run %s: %w", r.id, err)
+	}
+	if err := damagedRun(r.id, l.Refused()); err != nil {
+		l.Close()
+		return false, err
 	}
 	if exists && l.Finished() {
 		seq := l.LastSeq()

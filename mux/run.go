@@ -629,12 +629,17 @@ func (s *Service) recover() error {
 		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		opts := s.walOptions()
-		opts.MustExist = true
-		l, err := wal.Open(path, opts)
+		l, err := s.openFound(id, path)
 		if err != nil {
 			s.log.Error("cannot open run; leaving it alone", "run", id, "err", err)
 			continue
+		}
+		if l == nil {
+			continue // finished, and no follower wants it
+		}
+		var ce *wal.CorruptError
+		if errors.As(l.Refused(), &ce) {
+			s.log.Error("run is damaged; it takes no more records, its valid prefix still reads", "run", id, "first_bad_seq", ce.Seq)
 		}
 		r := s.newRun(id)
 		r.log = l
@@ -660,6 +665,36 @@ func (s *Service) recover() error {
 		s.start(r)
 	}
 	return nil
+}
+
+// openFound opens a run found at startup: read-only first, so that a
+// finished run is never opened for writing unless a follower wants it (to
+// keep its cursor), and an unfinished run for writing, which reads every
+// record once (wal.Open). It returns nil for a finished run no follower
+// wants.
+func (s *Service) openFound(id, path string) (*wal.Log, error) {
+	ro := s.opts.WAL
+	ro.ReadOnly, ro.MustExist = true, true
+	l, err := wal.Open(path, ro)
+	if err != nil {
+		return nil, err
+	}
+	if l.Finished() {
+		wanted := false
+		for _, f := range s.opts.Followers {
+			wanted = wanted || f.Wants(id, l)
+		}
+		if !wanted {
+			l.Close()
+			return nil, nil
+		}
+	}
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
+	opts := s.walOptions()
+	opts.MustExist = true
+	return wal.Open(path, opts)
 }
 
 // Stats counts the service's group commits since it started, over all runs.

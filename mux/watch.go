@@ -54,6 +54,12 @@ func (s *Service) checkClients(now time.Time) {
 			r.mu.Unlock()
 			continue
 		}
+		if r.log.Refused() != nil {
+			// A damaged log takes no exit record either; it stays as it
+			// is, readable up to the damage (startup logged it).
+			r.mu.Unlock()
+			continue
+		}
 		why := r.orphanWhy
 		exit := worse(r.pendingExit, &runlogv1.Exit{
 			Reason:  runlogv1.ExitReason_EXIT_REASON_CRASHED,

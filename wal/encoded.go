@@ -45,6 +45,9 @@ func (l *Log) appendEncoded(recs []Encoded, ids []ulid.ULID, typed bool) (first 
 	if l.ro {
 		return 0, 0, fmt.Errorf("append wal %s: read-only", l.path)
 	}
+	if ce := l.refused.Load(); ce != nil {
+		return 0, 0, fmt.Errorf("append wal %s: the log is damaged at seq %d and takes no more records: %w", l.path, ce.Seq, ce)
+	}
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 

@@ -69,6 +69,10 @@ type Log struct {
 	// damage is what the page walk at open found, nil for a sound file.
 	// Only a read-only log can have one; readers stop before its FirstBad.
 	damage *fileDamage
+	// refused is the first damaged record a reader of this handle met
+	// (a checksum or key that does not hold); once set, appends fail
+	// with it, so nothing is ever written after a hole in the log.
+	refused atomic.Pointer[CorruptError]
 
 	// mu protects the fields below, which mirror the end of the log.
 	mu       sync.Mutex
@@ -190,7 +194,39 @@ func Open(path string, opts Options) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if !opts.ReadOnly && !created {
+		// The page walk sees the file's structure, not the records: a
+		// flipped bit inside a value passes it. A writer reads every
+		// record once, so that it never appends behind a hole (Scan
+		// notes the damage, and Refused reports it); its valid prefix
+		// still reads, and a sender still keeps its cursor.
+		err := l.Scan(1, func(uint64, []byte) error { return nil })
+		var ce *CorruptError
+		if err != nil && !errors.As(err, &ce) {
+			db.Close()
+			return nil, fmt.Errorf("open wal %s: %w", path, err)
+		}
+	}
 	return l, nil
+}
+
+// Refused returns why the log takes no more records: a *CorruptError
+// naming the first damaged record that the scan of a writable open, or any
+// reader since, met. It returns nil while appends are taken (and always
+// for a read-only log, which takes none anyway).
+func (l *Log) Refused() error {
+	if ce := l.refused.Load(); ce != nil {
+		return ce
+	}
+	return nil
+}
+
+// noteDamage refuses appends from now on with ce, the first damaged record
+// a reader met.
+func (l *Log) noteDamage(ce *CorruptError) {
+	if !l.ro {
+		l.refused.CompareAndSwap(nil, ce)
+	}
 }
 
 func (l *Log) init() error {
@@ -562,7 +598,9 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 			binary.BigEndian.PutUint64(key[:], from)
 			for k, v := c.Seek(key[:]); k != nil && n < scanChunk; k, v = c.Next() {
 				if err := checkKey(k, next); err != nil {
-					return &CorruptError{Path: l.path, Seq: next, Err: err}
+					ce := &CorruptError{Path: l.path, Seq: next, Err: err}
+					l.noteDamage(ce)
+					return ce
 				}
 				seq := next
 				data, err := l.check(seq, v)
@@ -602,7 +640,9 @@ func (l *Log) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
 func (l *Log) check(seq uint64, v []byte) ([]byte, error) {
 	data, err := wire.Unframe(v)
 	if err != nil {
-		return nil, &CorruptError{Path: l.path, Seq: seq, Err: err}
+		ce := &CorruptError{Path: l.path, Seq: seq, Err: err}
+		l.noteDamage(ce)
+		return nil, ce
 	}
 	return data, nil
 }
