@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // Levels is the number of tiers.
@@ -121,27 +122,37 @@ func (b *Block) add(seq uint64, t int64, step int64, ids []uint32, vals []Value)
 	}
 	b.LastSeq, b.LastStep, b.LastTime = seq, step, t
 	b.Rows++
+	// Rows log their keys in the same order, which is the order of their
+	// ids: the stat after the last one is then the next one's, and the
+	// search is only for a row that adds or skips a key.
+	j := 0
 	for i, id := range ids {
-		k := b.stat(id)
-		k.add(step, vals[i].V)
+		if j < len(b.Keys) && b.Keys[j].ID == id {
+			b.Keys[j].add(step, vals[i].V)
+			j++
+			continue
+		}
+		j = b.slot(id)
+		b.Keys[j].add(step, vals[i].V)
+		j++
 	}
 }
 
-// stat returns the block's stat of key id, adding it in order.
-func (b *Block) stat(id uint32) *Stat {
+// slot returns the index in b.Keys of key id's stat, adding it in order.
+func (b *Block) slot(id uint32) int {
 	n := len(b.Keys)
-	if n > 0 && b.Keys[n-1].ID < id {
+	if n == 0 || b.Keys[n-1].ID < id {
 		b.Keys = append(b.Keys, KeyStat{ID: id})
-		return &b.Keys[n].Stat
+		return n
 	}
 	i := sort.Search(n, func(i int) bool { return b.Keys[i].ID >= id })
 	if i < n && b.Keys[i].ID == id {
-		return &b.Keys[i].Stat
+		return i
 	}
 	b.Keys = append(b.Keys, KeyStat{})
 	copy(b.Keys[i+1:], b.Keys[i:])
 	b.Keys[i] = KeyStat{ID: id}
-	return &b.Keys[i].Stat
+	return i
 }
 
 // find returns the stat of key id, or nil.
@@ -200,17 +211,8 @@ func (b *Builder) Add(seq uint64, t int64, step int64, vals []Value, done func(*
 	if b.stale {
 		return nil
 	}
-	ids := b.ibuf[:0]
-	for _, v := range vals {
-		id, ok := b.ids[v.Key]
-		if !ok {
-			id = uint32(len(b.names))
-			b.names = append(b.names, v.Key)
-			b.ids[v.Key] = id
-		}
-		ids = append(ids, id)
-	}
-	b.ibuf = ids
+	b.ibuf = b.keyIDs(vals, b.ibuf)
+	ids := b.ibuf
 	b.rows++
 	for l := range b.part {
 		p := &b.part[l]
@@ -225,6 +227,37 @@ func (b *Builder) Add(seq uint64, t int64, step int64, vals []Value, done func(*
 		}
 	}
 	return nil
+}
+
+// keyIDs returns the ids of the keys of vals in ids[:0], adding new keys to
+// the table. A row with the keys of the row before, in the same order (most
+// rows), takes that row's ids without a lookup.
+func (b *Builder) keyIDs(vals []Value, ids []uint32) []uint32 {
+	if len(ids) == len(vals) {
+		same := true
+		for i, v := range vals {
+			if b.names[ids[i]] != v.Key {
+				same = false
+				break
+			}
+		}
+		if same {
+			return ids
+		}
+	}
+	ids = ids[:0]
+	for _, v := range vals {
+		id, ok := b.ids[v.Key]
+		if !ok {
+			id = uint32(len(b.names))
+			// The key may share a caller's buffer: the table keeps a copy.
+			name := strings.Clone(v.Key)
+			b.names = append(b.names, name)
+			b.ids[name] = id
+		}
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // Errors returned by decoders.

@@ -89,6 +89,9 @@ type Bolt struct {
 
 	// cache is owned by the writer goroutine.
 	cache map[string]*runCache
+	// blockBuf holds the tier blocks of the transaction in progress; the
+	// writer owns it and empties it between transactions.
+	blockBuf []byte
 
 	stats struct{ commits, appends, records atomic.Uint64 }
 }
@@ -271,6 +274,7 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 		size += wire.FrameOverhead + len(data)
 	}
 	buf := make([]byte, 0, size)
+	var charts chartReader
 	for i, data := range records {
 		p := &req.recs[i]
 		seq, err := seqOf(data)
@@ -287,7 +291,7 @@ func (b *Bolt) Append(ctx context.Context, runID string, records [][]byte) (uint
 			}
 			p.ev, p.decoded = ev, true
 			if ev.Kind() == replay.KindHistory {
-				if p.chart, err = prepareChartRow(seq, data, &ev); err != nil {
+				if p.chart, err = charts.read(data, &ev); err != nil {
 					p.err = fmt.Errorf("does not decode: %w", err)
 					continue
 				}
@@ -332,8 +336,10 @@ type runCache struct {
 	hw     uint64
 	state  *replay.State
 	digest *Digest
-	// roll is the run's history tiers (see chart.go).
-	roll *rollup.Builder
+	// roll is the run's history tiers (see chart.go), tiers writes their
+	// blocks.
+	roll  *rollup.Builder
+	tiers *tierWriter
 	// dirty is set when the current transaction stored records of the run.
 	dirty bool
 }
@@ -382,6 +388,12 @@ func (b *Bolt) commit(batch []*appendReq) {
 	before := make(map[string]uint64, len(batch))
 	touched := make(map[string]*runCache, len(batch))
 	now := b.now().UnixNano()
+	b.blockBuf = b.blockBuf[:0]
+	defer func() {
+		for _, rc := range touched {
+			rc.tiers.end()
+		}
+	}()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		for i, req := range batch {
 			rc, err := b.load(tx, req.runID)
@@ -467,7 +479,7 @@ func (b *Bolt) load(tx *bolt.Tx, runID string) (*runCache, error) {
 	if rc, ok := b.cache[runID]; ok {
 		return rc, nil
 	}
-	rc := &runCache{state: replay.NewState(runID), digest: NewDigest(), roll: rollup.NewBuilder()}
+	rc := &runCache{state: replay.NewState(runID), digest: NewDigest(), roll: rollup.NewBuilder(), tiers: newTierWriter(runID)}
 	if rb := tx.Bucket(bucketRuns).Bucket([]byte(runID)); rb != nil {
 		if v := rb.Get(keyState); v != nil {
 			if err := rc.state.UnmarshalBinary(v); err != nil {
@@ -544,7 +556,7 @@ func (b *Bolt) apply(tx *bolt.Tx, rc *runCache, req *appendReq) (uint64, error) 
 		rc.state.ApplyEvent(&p.ev)
 		switch {
 		case p.chart != nil:
-			if err := addChartRow(tx, req.runID, rc, p.seq, p.chart); err != nil {
+			if err := b.addChartRow(tx, rc, p.seq, p.chart); err != nil {
 				return rc.hw, err
 			}
 		case p.ev.Kind() == replay.KindRewind:

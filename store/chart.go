@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
@@ -29,19 +32,6 @@ type chartRow struct {
 	step int64
 	t    int64
 	vals []rollup.Value
-}
-
-// oneRecord is a replay.Source of a single encoded record.
-type oneRecord struct {
-	seq  uint64
-	data []byte
-}
-
-func (o oneRecord) Scan(from uint64, fn func(seq uint64, data []byte) error) error {
-	if from > o.seq {
-		return nil
-	}
-	return fn(o.seq, o.data)
 }
 
 // numericValues converts a row's items to the values charts show: numbers
@@ -68,18 +58,113 @@ func numericValues(items []*runlogv1.Item, dst []rollup.Value) []rollup.Value {
 	return dst
 }
 
+// chartReader reads the numeric values of encoded history rows without
+// decoding them, for the tiers. The rows one reader returns share their key
+// strings and their value storage, so that a batch of rows costs a few
+// allocations instead of several per item. It is not safe for concurrent
+// use.
+type chartReader struct {
+	keys map[string]string // one string per key seen
+	last []rollup.Value    // the previous row's values: its keys are reused first
+	rows []chartRow        // storage for rows not yet handed out
+	vals []rollup.Value    // empty, with room for the values of rows to come
+}
+
+// read returns the numeric values of the history record data, whose
+// decoded event is ev. The row stays valid after later calls.
+func (c *chartReader) read(data []byte, ev *replay.Event) (*chartRow, error) {
+	if len(c.rows) == 0 {
+		c.rows = make([]chartRow, 64)
+	}
+	row := &c.rows[0]
+	c.rows = c.rows[1:]
+	row.step, row.t = ev.Step(), ev.Time()
+	if vals, ok := c.fast(data); ok {
+		row.vals = vals[:len(vals):len(vals)]
+		c.vals = vals[len(vals):]
+	} else {
+		// A layout the wire readers do not take: decode it in full.
+		var rec runlogv1.Record
+		if err := proto.Unmarshal(data, &rec); err != nil {
+			return nil, err
+		}
+		row.vals = numericValues(rec.GetHistory().GetItems(), nil)
+	}
+	c.last = row.vals
+	return row, nil
+}
+
+// fast returns the numeric values of data, a history row laid out as
+// encoders write it, appended to c.vals (empty, with room for the rows to
+// come); ok is false for any other layout.
+func (c *chartReader) fast(data []byte) (vals []rollup.Value, ok bool) {
+	h, err := wire.ParseHeader(data)
+	if err != nil || h.Kind != wire.KindHistory || h.Payloads != 1 {
+		return nil, false
+	}
+	_, items, ok := wire.SplitRow(h.Payload)
+	if !ok {
+		return nil, false
+	}
+	vals = c.vals
+	if cap(vals) < 16 {
+		vals = make([]rollup.Value, 0, 1024)
+	}
+	s := wire.NewScanner(items)
+	for s.Next() {
+		if !s.Is(wire.HistoryItems, protowire.BytesType) {
+			return nil, false
+		}
+		key, enc, ok := wire.SplitItem(s.Bytes())
+		if !ok {
+			return nil, false
+		}
+		v, ok := wire.ParseValue(enc)
+		if !ok {
+			return nil, false
+		}
+		var f float64
+		switch v.Field {
+		case wire.ValueDouble:
+			f = math.Float64frombits(v.X)
+		case wire.ValueInt:
+			f = float64(int64(v.X))
+		case wire.ValueBool:
+			f = float64(v.X)
+		default:
+			continue
+		}
+		if !rollup.Finite(f) {
+			continue
+		}
+		vals = append(vals, rollup.Value{Key: c.key(key, len(vals)), V: f})
+	}
+	if s.Err() != nil {
+		return nil, false
+	}
+	return vals, true
+}
+
+// key returns the string of key, the i-th numeric value of its row.
+func (c *chartReader) key(key []byte, i int) string {
+	if i < len(c.last) && c.last[i].Key == string(key) {
+		return c.last[i].Key
+	}
+	if k, ok := c.keys[string(key)]; ok {
+		return k
+	}
+	if c.keys == nil {
+		c.keys = make(map[string]string)
+	}
+	k := string(key)
+	c.keys[k] = k
+	return k
+}
+
 // prepareChartRow reads the numeric values of an encoded history record.
 func prepareChartRow(seq uint64, data []byte, ev *replay.Event) (*chartRow, error) {
-	row := &chartRow{step: ev.Step(), t: ev.Time()}
-	err := replay.History(oneRecord{seq: seq, data: data}, replay.HistoryOptions{}, func(r replay.Row) error {
-		row.step = r.Step
-		row.vals = numericValues(r.Items, row.vals)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return row, nil
+	var c chartReader
+	return c.read(data, ev)
 }
 
 // loadRollup reads a run's builder. A run stored before the tiers existed
@@ -102,30 +187,72 @@ func loadRollup(rb *bolt.Bucket, hw uint64) (*rollup.Builder, error) {
 	return b, nil
 }
 
+// tierWriter writes the blocks a run's builder completes. It is the
+// writer's, one per cached run, and holds the run's tier buckets for the
+// transaction in progress.
+type tierWriter struct {
+	runID  string
+	tx     *bolt.Tx
+	levels [rollup.Levels]*bolt.Bucket
+	buf    *[]byte // the store's block encodings of this transaction
+	done   func(*rollup.Block) error
+}
+
+func newTierWriter(runID string) *tierWriter {
+	w := &tierWriter{runID: runID}
+	w.done = w.put
+	return w
+}
+
+// begin readies w for a transaction; bolt keeps the encodings it is given
+// until the transaction ends, so they are appended to buf, which the
+// writer empties only between transactions.
+func (w *tierWriter) begin(tx *bolt.Tx, buf *[]byte) {
+	if w.tx != tx {
+		w.tx, w.levels = tx, [rollup.Levels]*bolt.Bucket{}
+	}
+	w.buf = buf
+}
+
+// end forgets the transaction.
+func (w *tierWriter) end() {
+	w.tx, w.levels, w.buf = nil, [rollup.Levels]*bolt.Bucket{}, nil
+}
+
+func (w *tierWriter) put(blk *rollup.Block) error {
+	lb := w.levels[blk.Level]
+	if lb == nil {
+		rb := w.tx.Bucket(bucketRuns).Bucket([]byte(w.runID))
+		tiers, err := rb.CreateBucketIfNotExists(bucketTiers)
+		if err != nil {
+			return fmt.Errorf("run %s tiers: %w", w.runID, err)
+		}
+		lb, err = tiers.CreateBucketIfNotExists([]byte{byte('0' + blk.Level)})
+		if err != nil {
+			return fmt.Errorf("run %s tier %d: %w", w.runID, blk.Level, err)
+		}
+		lb.FillPercent = 1.0
+		w.levels[blk.Level] = lb
+	}
+	buf := *w.buf
+	off := len(buf)
+	buf = binary.BigEndian.AppendUint64(buf, blk.Index)
+	buf = rollup.AppendBlock(buf, blk)
+	*w.buf = buf
+	if err := lb.Put(buf[off:off+8:off+8], buf[off+8:len(buf):len(buf)]); err != nil {
+		return fmt.Errorf("run %s tier %d block %d: %w", w.runID, blk.Level, blk.Index, err)
+	}
+	return nil
+}
+
 // addChartRow folds a stored history row into the run's tiers, writing each
 // block it completes.
-func addChartRow(tx *bolt.Tx, runID string, rc *runCache, seq uint64, row *chartRow) error {
+func (b *Bolt) addChartRow(tx *bolt.Tx, rc *runCache, seq uint64, row *chartRow) error {
 	if rc.roll.Stale() {
 		return nil
 	}
-	return rc.roll.Add(seq, row.t, row.step, row.vals, func(blk *rollup.Block) error {
-		rb := tx.Bucket(bucketRuns).Bucket([]byte(runID))
-		tiers, err := rb.CreateBucketIfNotExists(bucketTiers)
-		if err != nil {
-			return fmt.Errorf("run %s tiers: %w", runID, err)
-		}
-		lb, err := tiers.CreateBucketIfNotExists([]byte{byte('0' + blk.Level)})
-		if err != nil {
-			return fmt.Errorf("run %s tier %d: %w", runID, blk.Level, err)
-		}
-		lb.FillPercent = 1.0
-		var key [8]byte
-		binary.BigEndian.PutUint64(key[:], blk.Index)
-		if err := lb.Put(key[:], rollup.AppendBlock(nil, blk)); err != nil {
-			return fmt.Errorf("run %s tier %d block %d: %w", runID, blk.Level, blk.Index, err)
-		}
-		return nil
-	})
+	rc.tiers.begin(tx, &b.blockBuf)
+	return rc.roll.Add(seq, row.t, row.step, row.vals, rc.tiers.done)
 }
 
 // saveRollup writes the run's builder.
@@ -145,7 +272,7 @@ type txTiers struct {
 	runID string
 	rb    *bolt.Bucket
 	blk   rollup.Block
-	vals  []rollup.Value
+	rows  chartReader
 }
 
 func (r *txTiers) Blocks(level int, first uint64, fn func(*rollup.Block) bool) error {
@@ -194,7 +321,7 @@ func (r *txTiers) Rows(from, to uint64, fn func(seq uint64, t int64, step int64,
 		if ev.Kind() != replay.KindHistory {
 			continue
 		}
-		row, err := prepareChartRow(seq, data, &ev)
+		row, err := r.rows.read(data, &ev)
 		if err != nil {
 			return fmt.Errorf("run %s seq %d: %w", r.runID, seq, err)
 		}
