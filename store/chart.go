@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -115,23 +114,11 @@ func (c *chartReader) fast(data []byte) (vals []rollup.Value, ok bool) {
 		if !s.Is(wire.HistoryItems, protowire.BytesType) {
 			return nil, false
 		}
-		key, enc, ok := wire.SplitItem(s.Bytes())
+		key, f, numeric, ok := wire.NumericItem(s.Bytes())
 		if !ok {
 			return nil, false
 		}
-		v, ok := wire.ParseValue(enc)
-		if !ok {
-			return nil, false
-		}
-		var f float64
-		switch v.Field {
-		case wire.ValueDouble:
-			f = math.Float64frombits(v.X)
-		case wire.ValueInt:
-			f = float64(int64(v.X))
-		case wire.ValueBool:
-			f = float64(v.X)
-		default:
+		if !numeric {
 			continue
 		}
 		if !rollup.Finite(f) {
