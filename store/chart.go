@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
@@ -101,32 +100,16 @@ func (c *chartReader) fast(data []byte) (vals []rollup.Value, ok bool) {
 	if err != nil || h.Kind != wire.KindHistory || h.Payloads != 1 {
 		return nil, false
 	}
-	_, items, ok := wire.SplitRow(h.Payload)
-	if !ok {
-		return nil, false
-	}
 	vals = c.vals
 	if cap(vals) < 16 {
 		vals = make([]rollup.Value, 0, 1024)
 	}
-	s := wire.NewScanner(items)
-	for s.Next() {
-		if !s.Is(wire.HistoryItems, protowire.BytesType) {
-			return nil, false
+	_, ok = wire.NumericRow(h.Payload, func(key []byte, v float64) {
+		if rollup.Finite(v) {
+			vals = append(vals, rollup.Value{Key: c.key(key, len(vals)), V: v})
 		}
-		key, f, numeric, ok := wire.NumericItem(s.Bytes())
-		if !ok {
-			return nil, false
-		}
-		if !numeric {
-			continue
-		}
-		if !rollup.Finite(f) {
-			continue
-		}
-		vals = append(vals, rollup.Value{Key: c.key(key, len(vals)), V: f})
-	}
-	if s.Err() != nil {
+	})
+	if !ok {
 		return nil, false
 	}
 	return vals, true

@@ -12,6 +12,8 @@ import (
 
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
+	"github.com/runlog/runlog/rollup"
+	"github.com/runlog/runlog/wire"
 )
 
 // maxLiveRows bounds the rows one live update carries; a page further
@@ -19,9 +21,46 @@ import (
 const maxLiveRows = 20000
 
 type liveRow struct {
-	Step   int64              `json:"step"`
-	Time   int64              `json:"time"`
-	Values map[string]float64 `json:"values"`
+	Step   int64      `json:"step"`
+	Time   int64      `json:"time"`
+	Values liveValues `json:"values"`
+}
+
+// liveValues are a row's numeric items, written as a JSON object of key to
+// value. A key logged twice in a row is written twice: JSON.parse keeps the
+// last, as the row's decoding does.
+type liveValues []liveValue
+
+type liveValue struct {
+	key []byte // the key as a JSON string
+	v   float64
+}
+
+func (vs liveValues) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+len(vs)*24)
+	b = append(b, '{')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v.key...)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, v.v, 'g', -1, 64)
+	}
+	return append(b, '}'), nil
+}
+
+// liveKeys holds the JSON encoding of each history key one live update
+// has met, so that a row's keys cost no allocation.
+type liveKeys map[string][]byte
+
+func (k liveKeys) json(key []byte) []byte {
+	if j, ok := k[string(key)]; ok {
+		return j
+	}
+	j, _ := json.Marshal(string(key))
+	k[string(key)] = j
+	return j
 }
 
 // apiLive streams a run's new records as server-sent events: ?seq=N is the
@@ -108,11 +147,64 @@ func (s *Server) liveEvent(r *http.Request, id string, after uint64) (*liveEvent
 	if e := st.GetExit(); e != nil {
 		ev.Exit = map[string]any{"code": e.GetCode(), "message": e.GetMessage()}
 	}
-	var rec runlogv1.Record
+	// A page that fell more than maxLiveRows rows behind reloads its
+	// charts: count before reading the rows, so that a fast run's update
+	// costs a pass over the records' headers, not a decoding of each.
+	rows := uint64(0)
+	if run.Seq-after > maxLiveRows {
+		err := s.src.Records(r.Context(), id, after+1, func(seq uint64, data []byte) error {
+			if seq > run.Seq {
+				return errStop
+			}
+			if h, err := wire.ParseHeader(data); err == nil && h.Kind == wire.KindHistory {
+				if rows++; rows > maxLiveRows {
+					return errStop
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, err
+		}
+	}
+	if rows > maxLiveRows {
+		ev.Reload = true
+		return ev, nil
+	}
+	var (
+		rec  runlogv1.Record
+		keys = liveKeys{}
+		vals liveValues
+	)
 	err = s.src.Records(r.Context(), id, after+1, func(seq uint64, data []byte) error {
 		if seq > run.Seq {
 			return errStop
 		}
+		h, err := wire.ParseHeader(data)
+		if err == nil && h.Kind == wire.KindHistory && h.Payloads == 1 {
+			if len(ev.Rows) >= maxLiveRows {
+				ev.Reload = true
+				ev.Rows = ev.Rows[:0]
+				return errStop
+			}
+			// Rows share one slice of values; a new one when it is full.
+			if cap(vals)-len(vals) < 64 {
+				vals = make(liveValues, 0, 4096)
+			}
+			start := len(vals)
+			step, ok := wire.NumericRow(h.Payload, func(key []byte, v float64) {
+				if rollup.Finite(v) {
+					vals = append(vals, liveValue{key: keys.json(key), v: v})
+				}
+			})
+			if ok {
+				ev.Rows = append(ev.Rows, liveRow{Step: step, Time: h.Time, Values: vals[start:len(vals):len(vals)]})
+				return nil
+			}
+			vals = vals[:start]
+		}
+		// Any other record, or a row in a layout the wire readers do not
+		// take: decode it in full.
 		if err := proto.Unmarshal(data, &rec); err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
@@ -123,9 +215,9 @@ func (s *Server) liveEvent(r *http.Request, id string, after uint64) (*liveEvent
 				ev.Rows = ev.Rows[:0]
 				return errStop
 			}
-			row := liveRow{Step: rec.GetHistory().GetStep(), Time: rec.GetTimeUnixNano(), Values: map[string]float64{}}
+			row := liveRow{Step: rec.GetHistory().GetStep(), Time: rec.GetTimeUnixNano()}
 			for _, v := range numericItems(rec.GetHistory().GetItems()) {
-				row.Values[v.Key] = v.V
+				row.Values = append(row.Values, liveValue{key: keys.json([]byte(v.Key)), v: v.V})
 			}
 			ev.Rows = append(ev.Rows, row)
 		case replay.KindRewind:

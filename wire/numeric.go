@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/binary"
 	"math"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // NumericItem reads an encoded Item as a chart reads it: its key and, for a
@@ -33,4 +35,30 @@ func NumericItem(it []byte) (key []byte, v float64, numeric, ok bool) {
 		return key, float64(val.X), true, true
 	}
 	return key, 0, false, true
+}
+
+// NumericRow reads an encoded HistoryRow laid out as encoders write it (its
+// step before its items): it returns the step and calls fn with the key and
+// value of each numeric item, in order, as NumericItem reads them. The key
+// shares p. ok is false for any other layout, and fn may then have been
+// called for some of the items: the caller drops them and decodes in full.
+func NumericRow(p []byte, fn func(key []byte, v float64)) (step int64, ok bool) {
+	step, items, ok := SplitRow(p)
+	if !ok {
+		return 0, false
+	}
+	s := NewScanner(items)
+	for s.Next() {
+		if !s.Is(HistoryItems, protowire.BytesType) {
+			return 0, false
+		}
+		key, v, numeric, ok := NumericItem(s.f.B)
+		if !ok {
+			return 0, false
+		}
+		if numeric {
+			fn(key, v)
+		}
+	}
+	return step, s.Err() == nil
 }
