@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 
 	"github.com/runlog/runlog/web"
+	"github.com/runlog/runlog/web/webtest"
 )
 
 func getJSON(t *testing.T, f *fixture, path string, v any) {
@@ -244,7 +245,11 @@ func TestLiveSendsOnlyNewRows(t *testing.T) {
 		}
 		var ev struct {
 			Seq  uint64
-			Rows []struct{ Step int64 }
+			Rows []struct {
+				Step   int64
+				Time   int64
+				Values map[string]float64
+			}
 		}
 		if err := json.Unmarshal([]byte(data), &ev); err != nil {
 			t.Fatal(err)
@@ -252,6 +257,17 @@ func TestLiveSendsOnlyNewRows(t *testing.T) {
 		for _, r := range ev.Rows {
 			if r.Step != int64(50+got) {
 				t.Fatalf("row step %d, want %d: a row the page had was sent again or one was lost", r.Step, 50+got)
+			}
+			if r.Time <= 0 {
+				t.Fatalf("row step %d has time %d", r.Step, r.Time)
+			}
+			if len(r.Values) != 3 {
+				t.Fatalf("row step %d has values %v, want 3 keys", r.Step, r.Values)
+			}
+			for k := range 3 {
+				if v, want := r.Values[webtest.KeyName(k)], webtest.KeyValue(k, r.Step); v != want {
+					t.Fatalf("row step %d key %s = %v, want %v", r.Step, webtest.KeyName(k), v, want)
+				}
 			}
 			got++
 		}

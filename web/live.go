@@ -20,10 +20,12 @@ import (
 // behind is told to reload its charts instead.
 const maxLiveRows = 20000
 
+// liveRow is one history row of a live update, written by
+// liveEvent.marshal as {"step":..,"time":..,"values":{..}}.
 type liveRow struct {
-	Step   int64      `json:"step"`
-	Time   int64      `json:"time"`
-	Values liveValues `json:"values"`
+	Step   int64
+	Time   int64
+	Values liveValues
 }
 
 // liveValues are a row's numeric items, written as a JSON object of key to
@@ -36,8 +38,7 @@ type liveValue struct {
 	v   float64
 }
 
-func (vs liveValues) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 2+len(vs)*24)
+func (vs liveValues) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	for i, v := range vs {
 		if i > 0 {
@@ -47,7 +48,7 @@ func (vs liveValues) MarshalJSON() ([]byte, error) {
 		b = append(b, ':')
 		b = strconv.AppendFloat(b, v.v, 'g', -1, 64)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // liveKeys holds the JSON encoding of each history key one live update
@@ -101,7 +102,7 @@ func (s *Server) apiLive(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		data, err := json.Marshal(ev)
+		data, err := ev.marshal()
 		if err != nil {
 			return
 		}
@@ -128,12 +129,38 @@ type liveEvent struct {
 	Seq      uint64        `json:"seq"`
 	State    string        `json:"state"`
 	LastStep int64         `json:"last_step"`
-	Rows     []liveRow     `json:"rows"`
+	Rows     []liveRow     `json:"-"` // written by marshal
 	Console  []consoleLine `json:"console"`
 	Alerts   []alertJSON   `json:"alerts"`
 	Summary  []kv          `json:"summary"`
 	Exit     any           `json:"exit,omitempty"`
 	Reload   bool          `json:"reload,omitempty"`
+}
+
+// marshal encodes the update as JSON. The rows, most of it, are written
+// here: encoding/json would check and compact each row's values again.
+func (ev *liveEvent) marshal() ([]byte, error) {
+	head, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(head)+16+len(ev.Rows)*(48+24*10))
+	b = append(b, head[:len(head)-1]...)
+	b = append(b, `,"rows":[`...)
+	for i := range ev.Rows {
+		r := &ev.Rows[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"step":`...)
+		b = strconv.AppendInt(b, r.Step, 10)
+		b = append(b, `,"time":`...)
+		b = strconv.AppendInt(b, r.Time, 10)
+		b = append(b, `,"values":`...)
+		b = r.Values.appendJSON(b)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
 }
 
 func (s *Server) liveEvent(r *http.Request, id string, after uint64) (*liveEvent, error) {
