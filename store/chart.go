@@ -132,8 +132,9 @@ func (c *chartReader) key(key []byte, i int) string {
 }
 
 // prepareChartRow reads the numeric values of an encoded history record.
+// It allocates for one row: a caller of many rows keeps a chartReader.
 func prepareChartRow(seq uint64, data []byte, ev *replay.Event) (*chartRow, error) {
-	var c chartReader
+	c := chartReader{rows: make([]chartRow, 1), vals: make([]rollup.Value, 0, 16)}
 	return c.read(data, ev)
 }
 
