@@ -34,7 +34,7 @@ demo: build $(VENV)/.installed
 
 test: test-go test-python
 
-test-go: build
+test-go: build $(VENV)/.installed
 	bash scripts/chromium.sh
 	bash scripts/postgres.sh
 	$(GO) vet ./...
