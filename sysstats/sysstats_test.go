@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shirou/gopsutil/v4/mem"
 )
@@ -104,8 +105,25 @@ func TestProcessRSSMatchesProc(t *testing.T) {
 	s := New(Options{NoGPU: true})
 	defer s.Close()
 	pid := child.Process.Pid
-	m := sample(func(add func(string, float64)) { s.Processes([]int{pid}, add) })
-	want := vmRSS(t, pid)
+	// A child that has just been started is still loading its program and
+	// its resident memory grows: compare a sample with /proc only when
+	// /proc read the same before and after it.
+	var m map[string]float64
+	var want float64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := vmRSS(t, pid)
+		m = sample(func(add func(string, float64)) { s.Processes([]int{pid}, add) })
+		want = vmRSS(t, pid)
+		if before == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resident memory of pid %d never held still (%.0f, then %.0f)", pid, before, want)
+		}
+		// /proc has no event for a process settling; look again shortly.
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := m["proc.rss_bytes"]; got < want*0.9 || got > want*1.1 {
 		t.Errorf("proc.rss_bytes = %.0f, /proc says %.0f", got, want)
 	}
