@@ -18,11 +18,12 @@ import (
 // bytes it was decoded from. The zero Event is a record without a payload at
 // seq 0.
 type Event struct {
-	seq  uint64
-	time int64
-	kind Kind
-	step int64            // a history row's step
-	rec  *runlogv1.Record // the full decoding; nil for the fast kinds
+	seq   uint64
+	time  int64
+	kind  Kind
+	step  int64            // a history row's step
+	stats []byte           // a stats record's encoded SystemStats
+	rec   *runlogv1.Record // the full decoding; nil for the fast kinds
 }
 
 // Seq returns the record's seq.
@@ -47,6 +48,9 @@ func (e *Event) Step() int64 {
 // that applying the decoded record gives.
 func DecodeEvent(data []byte) (Event, error) {
 	if e, ok := fastEvent(data); ok {
+		if e.kind == KindStats {
+			e.stats = append([]byte(nil), e.stats...) // share nothing with data
+		}
 		return e, nil
 	}
 	r := new(runlogv1.Record)
@@ -64,8 +68,11 @@ func (s *State) ApplyEvent(e *Event) {
 		return
 	}
 	s.applyHeader(e.seq, e.time, e.kind)
-	if e.kind == KindHistory {
+	switch e.kind {
+	case KindHistory:
 		s.applyStep(e.step)
+	case KindStats:
+		s.applyStats(e.seq, e.time, e.stats)
 	}
 }
 
@@ -85,7 +92,7 @@ func (s *State) ApplyEncoded(data []byte) error {
 }
 
 // fastEvent decodes a history row or a stats record as encoders write them,
-// allocating nothing. ok is false for anything else, and for anything the
+// allocating nothing; a stats event's payload aliases data. ok is false for anything else, and for anything the
 // full decoder might refuse: only that decoder may decide that a record is
 // invalid.
 func fastEvent(data []byte) (Event, bool) {
@@ -105,6 +112,7 @@ func fastEvent(data []byte) (Event, bool) {
 		if !wire.ItemsOK(h.Payload, wire.StatsItems) {
 			return Event{}, false
 		}
+		e.stats = h.Payload
 	default:
 		return Event{}, false
 	}

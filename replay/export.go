@@ -47,6 +47,15 @@ func AppendStateJSON(b []byte, s *State) []byte {
 	if s.exit != nil {
 		b = appendExit(o.key(b, "exit"), s.exit)
 	}
+	if items, seq, t := s.LastStats(); seq != 0 {
+		var st obj
+		b = st.begin(o.key(b, "stats"))
+		b = strconv.AppendUint(st.key(b, "samples"), s.StatsSamples(), 10)
+		b = strconv.AppendUint(st.key(b, "last_seq"), seq, 10)
+		b = appendTime(st.key(b, "last_time"), t)
+		b = AppendItems(st.key(b, "last"), items)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

@@ -19,6 +19,9 @@ const (
 	snapOutBytes = 4 // varint
 	snapSegments = 5 // repeated bytes: zigzag first, zigzag last, n, stride, exact
 	snapApprox   = 6 // varint bool
+	snapStats    = 7 // bytes: the latest system-stats sample's SystemStats
+	snapStatsSeq = 8 // varint
+	snapStatsAt  = 9 // varint: its time, unix nanoseconds
 )
 
 const snapshotVersion = 1
@@ -55,6 +58,14 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	}
 	b = protowire.AppendTag(b, snapApprox, protowire.VarintType)
 	b = protowire.AppendVarint(b, protowire.EncodeBool(s.history.approx))
+	if s.statsSeq != 0 {
+		b = protowire.AppendTag(b, snapStats, protowire.BytesType)
+		b = protowire.AppendBytes(b, s.stats)
+		b = protowire.AppendTag(b, snapStatsSeq, protowire.VarintType)
+		b = protowire.AppendVarint(b, s.statsSeq)
+		b = protowire.AppendTag(b, snapStatsAt, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(s.statsTime))
+	}
 	return b, nil
 }
 
@@ -82,7 +93,7 @@ func (s *State) unmarshal(b []byte) error {
 		}
 		b = b[m:]
 		switch {
-		case typ == protowire.VarintType && (num == snapVersion || num == snapOutBytes || num == snapApprox):
+		case typ == protowire.VarintType && (num == snapVersion || num == snapOutBytes || num == snapApprox || num == snapStatsSeq || num == snapStatsAt):
 			v, m := protowire.ConsumeVarint(b)
 			if m < 0 {
 				return fmt.Errorf("%w: field %d: %v", errSnapshot, num, protowire.ParseError(m))
@@ -95,8 +106,12 @@ func (s *State) unmarshal(b []byte) error {
 				n.outBytes = v
 			case snapApprox:
 				n.history.approx = protowire.DecodeBool(v)
+			case snapStatsSeq:
+				n.statsSeq = v
+			case snapStatsAt:
+				n.statsTime = int64(v)
 			}
-		case typ == protowire.BytesType && (num == snapState || num == snapCounts || num == snapSegments):
+		case typ == protowire.BytesType && (num == snapState || num == snapCounts || num == snapSegments || num == snapStats):
 			v, m := protowire.ConsumeBytes(b)
 			if m < 0 {
 				return fmt.Errorf("%w: field %d: %v", errSnapshot, num, protowire.ParseError(m))
@@ -108,6 +123,8 @@ func (s *State) unmarshal(b []byte) error {
 					return fmt.Errorf("%w: run state: %v", errSnapshot, err)
 				}
 				haveRS = true
+			case snapStats:
+				n.stats = append([]byte(nil), v...)
 			case snapCounts:
 				for i := 0; len(v) > 0; i++ {
 					c, m := protowire.ConsumeVarint(v)

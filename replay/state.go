@@ -3,6 +3,8 @@ package replay
 import (
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 )
 
@@ -28,6 +30,13 @@ type State struct {
 
 	history  steps
 	lastStep int64 // step floor, -1 when the run has no history
+
+	// The latest system-stats sample: its encoded SystemStats (the items),
+	// seq and time. Kept encoded so that folding a sample is one copy into
+	// a reused buffer; Stats decodes it.
+	stats     []byte
+	statsSeq  uint64
+	statsTime int64
 }
 
 // NewState returns the state of an empty run.
@@ -142,6 +151,9 @@ func (s *State) Apply(r *runlogv1.Record) {
 		step := p.Rewind.GetStep()
 		s.history.rewind(step)
 		s.lastStep = step
+	case *runlogv1.Record_Stats:
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(p.Stats)
+		s.applyStats(r.GetSeq(), r.GetTimeUnixNano(), b)
 	case *runlogv1.Record_Output:
 		s.outBytes += uint64(len(p.Output.GetText()))
 	case *runlogv1.Record_Exit:
@@ -164,6 +176,28 @@ func (s *State) applyHeader(seq uint64, t int64, k Kind) {
 		s.lastTime = t
 	}
 	s.counts[k]++
+}
+
+// applyStats keeps an encoded SystemStats as the latest sample.
+func (s *State) applyStats(seq uint64, t int64, payload []byte) {
+	s.stats = append(s.stats[:0], payload...)
+	s.statsSeq, s.statsTime = seq, t
+}
+
+// StatsSamples returns how many system-stats records were applied.
+func (s *State) StatsSamples() uint64 { return s.counts[KindStats] }
+
+// LastStats returns the latest system-stats sample's items, seq and time;
+// nil items and zero seq when the run has none. The items are copies.
+func (s *State) LastStats() (items []*runlogv1.Item, seq uint64, t int64) {
+	if s.statsSeq == 0 {
+		return nil, 0, 0
+	}
+	var st runlogv1.SystemStats
+	if err := proto.Unmarshal(s.stats, &st); err != nil {
+		return nil, s.statsSeq, s.statsTime // checked when folded; cannot happen
+	}
+	return st.GetItems(), s.statsSeq, s.statsTime
 }
 
 // applyStep folds a history row: only its step matters to the state.
@@ -318,5 +352,6 @@ func (s *State) Clone() *State {
 		c.exit = &runlogv1.Exit{Code: s.exit.Code, Reason: s.exit.Reason, Message: s.exit.Message}
 	}
 	c.history.segs = append([]segment(nil), s.history.segs...)
+	c.stats = append([]byte(nil), s.stats...)
 	return &c
 }

@@ -1,7 +1,10 @@
 package replay
 
 import (
+	"bytes"
+	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -358,5 +361,82 @@ func TestFoldContinuesFromLastSeq(t *testing.T) {
 	}
 	if err := s.Fold(sliceSource(recs), 1500); err != nil || s.LastSeq() != 2000 {
 		t.Fatalf("a fold up to a seq already applied moved the state: %d, %v", s.LastSeq(), err)
+	}
+}
+
+// The fold keeps the latest system-stats sample and counts the samples,
+// whichever way the records are applied, and keeps it through a snapshot.
+func TestStateKeepsLatestStats(t *testing.T) {
+	stats := func(cpu float64) *runlogv1.Record {
+		return &runlogv1.Record{Payload: &runlogv1.Record_Stats{Stats: &runlogv1.SystemStats{
+			Items: []*runlogv1.Item{item("cpu", dbl(cpu)), item("mem", i64(int64(cpu*10)))}}}}
+	}
+	recs := stamp([]*runlogv1.Record{
+		{Payload: &runlogv1.Record_Run{Run: &runlogv1.RunInfo{Project: "p"}}},
+		stats(1), histRec(0), stats(2), histRec(1), stats(3), histRec(2),
+	})
+	check := func(name string, s *State) {
+		t.Helper()
+		items, seq, at := s.LastStats()
+		if s.StatsSamples() != 3 || seq != 6 || at != recs[5].GetTimeUnixNano() {
+			t.Fatalf("%s: samples %d seq %d time %d", name, s.StatsSamples(), seq, at)
+		}
+		want := []*runlogv1.Item{item("cpu", dbl(3)), item("mem", i64(30))}
+		if len(items) != 2 || !proto.Equal(items[0], want[0]) || !proto.Equal(items[1], want[1]) {
+			t.Fatalf("%s: last stats %v", name, items)
+		}
+	}
+	applied, encoded, events := NewState("r"), NewState("r"), NewState("r")
+	for _, r := range recs {
+		applied.Apply(r)
+		b, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := encoded.ApplyEncoded(b); err != nil {
+			t.Fatal(err)
+		}
+		e, err := DecodeEvent(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(b) // the event shares nothing with the bytes
+		events.ApplyEvent(&e)
+	}
+	check("Apply", applied)
+	check("ApplyEncoded", encoded)
+	check("ApplyEvent", events)
+	check("Clone", encoded.Clone())
+	snap, err := encoded.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back State
+	if err := back.UnmarshalBinary(snap); err != nil {
+		t.Fatal(err)
+	}
+	check("snapshot", &back)
+
+	var text bytes.Buffer
+	if err := WriteStateText(&text, encoded); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "stats      3 samples, last seq 6") || !strings.Contains(text.String(), "cpu") {
+		t.Fatalf("text lacks the stats:\n%s", text.String())
+	}
+	var js struct {
+		Stats struct {
+			Samples uint64 `json:"samples"`
+			LastSeq uint64 `json:"last_seq"`
+			Last    []struct {
+				Key string `json:"key"`
+			} `json:"last"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal(AppendStateJSON(nil, encoded), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.Stats.Samples != 3 || js.Stats.LastSeq != 6 || len(js.Stats.Last) != 2 || js.Stats.Last[0].Key != "cpu" {
+		t.Fatalf("json stats %+v", js.Stats)
 	}
 }

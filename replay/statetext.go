@@ -82,6 +82,12 @@ func WriteStateText(out io.Writer, s *State) error {
 	}
 	items("config", p.Config)
 	items("summary", p.Summary)
+	if st, seq, t := s.LastStats(); seq != 0 {
+		line("stats", "%d samples, last seq %d at %s", s.StatsSamples(), seq, textTime(t))
+		for _, it := range st {
+			fmt.Fprintf(w, "  %-30s  %s\n", it.Key, AppendTypedValue(nil, it.Value))
+		}
+	}
 	return w.Flush()
 }
 
