@@ -83,6 +83,9 @@ type Options struct {
 	// OnAck, when set, is called from Run after each ack that moves the
 	// mark: the new mark and how many records it added.
 	OnAck func(highWater, added uint64)
+	// OnError, when set, is called from Run after each failed session with
+	// the upstream's URL and the error (a service counts them per upstream).
+	OnError func(upstream string, err error)
 	// Rand returns a number in [0, 1) for the backoff jitter. Nil means
 	// math/rand/v2.
 	Rand func() float64
@@ -158,6 +161,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		progressed, err := s.session(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.noteError(err)
+			if s.opts.OnError != nil {
+				s.opts.OnError(s.url, err)
+			}
 		}
 		return progressed, err
 	})

@@ -25,6 +25,17 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// senderErrors registers runlog_sender_errors_total on reg and returns the
+// senders' OnError hook that counts a failed session for its upstream.
+func senderErrors(reg prometheus.Registerer) func(upstream string, err error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "runlog_sender_errors_total",
+		Help: "Failed sync sessions, by upstream.",
+	}, []string{"upstream"})
+	reg.MustRegister(c)
+	return func(upstream string, _ error) { c.WithLabelValues(upstream).Inc() }
+}
+
 // metricsHandler serves reg in the Prometheus exposition formats. With a
 // token, a request must carry "Authorization: Bearer TOKEN" (Prometheus'
 // scrape config sets it with authorization.credentials_file).

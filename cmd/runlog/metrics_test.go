@@ -174,3 +174,38 @@ func TestHubMetricsNeedTheToken(t *testing.T) {
 		t.Errorf("scrape lacks the store latency or the Go collectors")
 	}
 }
+
+// TestSenderErrorsPerUpstream runs a service whose upstream is a closed
+// loopback port: its failed sync sessions show in the scrape, counted for
+// that upstream.
+func TestSenderErrorsPerUpstream(t *testing.T) {
+	root := t.TempDir()
+	addr := freeAddr(t)
+	up := "grpc://" + freeAddr(t) // nothing listens there
+	startService(t, root, "--metrics-listen", addr, "--upstream", up)
+	c := connect(t, root)
+	r, err := c.Init(context.Background(), client.RunOptions{ID: "unsynced"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logRows(t, r, 0, 10)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, fams := getMetrics(t, "http://"+addr+"/metrics", "")
+		var got float64
+		for _, m := range fams["runlog_sender_errors_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "upstream" && l.GetValue() == up {
+					got = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if got > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runlog_sender_errors_total{upstream=%q} still 0 after 30s: %v", up, fams["runlog_sender_errors_total"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

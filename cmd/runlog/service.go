@@ -170,7 +170,7 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 		}
 		defer ms.stop()
 	}
-	followers, closeUpstreams, err := serviceFollowers(c, log)
+	followers, closeUpstreams, err := serviceFollowers(c, log, senderErrors(reg))
 	if err != nil {
 		return err
 	}
@@ -205,8 +205,8 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 // where senders are wired into the service.
 // The returned function closes the upstream connections once the service
 // has stopped.
-func serviceFollowers(c *serviceConfig, log *slog.Logger) ([]mux.Follower, func(), error) {
-	return upstreamFollowers(c.offline, c.upstreams, c.upstreamTokenFile, log)
+func serviceFollowers(c *serviceConfig, log *slog.Logger, onError func(string, error)) ([]mux.Follower, func(), error) {
+	return upstreamFollowers(c.offline, c.upstreams, c.upstreamTokenFile, log, onError)
 }
 
 // defaultMode is the sync mode new runs get when their client does not pick

@@ -33,7 +33,7 @@ var _ mux.Follower = (*sender.Follower)(nil)
 // service is offline or has no upstream. Connections are made lazily, by
 // the senders. Call the returned function after the service stopped, to
 // close the connections.
-func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *slog.Logger) ([]mux.Follower, func(), error) {
+func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *slog.Logger, onError func(upstream string, err error)) ([]mux.Follower, func(), error) {
 	if offline || len(upstreams) == 0 {
 		if offline && len(upstreams) > 0 {
 			log.Info("offline: runs are not synced; use runlog sync later", "upstreams", upstreams)
@@ -52,7 +52,7 @@ func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *
 		return nil, nil, err
 	}
 	log.Info("syncing runs upstream", "upstreams", upstreams)
-	return []mux.Follower{sender.NewFollower(targets, sender.Options{Logger: log})}, closeAll, nil
+	return []mux.Follower{sender.NewFollower(targets, sender.Options{Logger: log, OnError: onError})}, closeAll, nil
 }
 
 func cmdSync(args []string) int { return runSync(args, os.Stdout, os.Stderr) }
