@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -169,6 +170,27 @@ func (h *Hub) Client() runlogv1.HubClient { return h.client }
 
 // Close closes the connection.
 func (h *Hub) Close() error { return h.conn.Close() }
+
+// History returns the rows of a run's history that req selects, read to the
+// end of the hub's stream. The hub bounds the rows by req.MaxSamples. Errors
+// are the hub's gRPC status, unwrapped, as from Client's methods.
+func (h *Hub) History(ctx context.Context, req *runlogv1.HubHistoryRequest) ([]*runlogv1.HistorySample, error) {
+	stream, err := h.client.History(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var rows []*runlogv1.HistorySample
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, resp.GetSamples()...)
+	}
+}
 
 // Open implements Upstream with one Ingest stream.
 func (h *Hub) Open(ctx context.Context, runID string) (Stream, error) {

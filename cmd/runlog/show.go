@@ -180,15 +180,12 @@ Flags:
 				}
 			}
 		}
-		rows, err := showFetchHistory(ctx, h, req)
+		samples, err := h.History(ctx, req)
 		if err != nil {
 			fmt.Fprintf(stderr, "runlog show: %s\n", hubError(h.URL(), err))
 			return 1
 		}
-		out.History = rows
-		if out.History == nil {
-			out.History = []map[string]any{}
-		}
+		out.History = showHistoryRows(samples)
 	}
 	if *asJSON {
 		return writeIndentedJSON(stdout, stderr, out)
@@ -206,29 +203,19 @@ func showHistoryKeys(history string) []string {
 	return strings.Split(history, ",")
 }
 
-func showFetchHistory(ctx context.Context, h *sender.Hub, req *runlogv1.HubHistoryRequest) ([]map[string]any, error) {
-	stream, err := h.Client().History(ctx, req)
-	if err != nil {
-		return nil, err
+// showHistoryRows turns the hub's history samples into rows keyed by item
+// key, with the step under "_step".
+func showHistoryRows(samples []*runlogv1.HistorySample) []map[string]any {
+	rows := make([]map[string]any, 0, len(samples))
+	for _, s := range samples {
+		row := replay.ItemMap(s.GetItems())
+		if row == nil {
+			row = map[string]any{}
+		}
+		row["_step"] = s.GetStep()
+		rows = append(rows, row)
 	}
-	var rows []map[string]any
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range resp.GetSamples() {
-			row := replay.ItemMap(s.GetItems())
-			if row == nil {
-				row = map[string]any{}
-			}
-			row["_step"] = s.GetStep()
-			rows = append(rows, row)
-		}
-	}
+	return rows
 }
 
 // showValueText renders a value for the text output: floats to 6
