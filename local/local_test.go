@@ -246,3 +246,39 @@ func TestListFilesFoldsRunInfo(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyAllGoesOnPastAnUnreadableRun(t *testing.T) {
+	d, stored := unfinishedRun(t)
+	// "a-bad" sorts before the example run: its failure must not stop the check.
+	bad := d.Log("a-bad")
+	if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("not a bolt file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []local.Verified
+	err := local.VerifyAll(context.Background(), d, time.Second, func(v local.Verified) error {
+		got = append(got, v)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "a-bad" || got[1].ID != replaytest.ExampleRunID {
+		t.Fatalf("checked %+v; want a-bad, then %s", got, replaytest.ExampleRunID)
+	}
+	if got[0].Err == nil || got[0].Result != nil {
+		t.Fatalf("a-bad: %+v; want an error and no result", got[0])
+	}
+	ok := got[1]
+	if ok.Err != nil || ok.ThroughService || len(ok.Result.GetProblems()) != 0 || ok.Result.GetRecords() != uint64(len(stored)) {
+		t.Fatalf("%s: %+v; want %d records, clean, from the file", ok.ID, ok, len(stored))
+	}
+
+	n := 0
+	err = local.VerifyAll(context.Background(), d, time.Second, func(local.Verified) error { n++; return errStop })
+	if !errors.Is(err, errStop) || n != 1 {
+		t.Fatalf("%d runs, then %v; want fn's error after the first run", n, err)
+	}
+}

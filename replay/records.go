@@ -19,6 +19,22 @@ type Filter struct {
 	Client       string    // client id; empty means all
 }
 
+// ParseTime parses a bound of a Filter's time range as a user writes it:
+// RFC 3339 (2026-11-27T16:42:13Z, fractions and offsets allowed), the same
+// without an offset, or a date (2026-11-27); the last two are in UTC. The
+// empty string is the zero time, an open end.
+func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-11-27T16:42:13Z) or a date (2026-11-27)", s)
+}
+
 // Match reports whether r passes the filter.
 func (f *Filter) Match(r *runlogv1.Record) bool {
 	if f.From != 0 && r.GetSeq() < f.From || f.To != 0 && r.GetSeq() > f.To {

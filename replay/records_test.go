@@ -112,3 +112,23 @@ func TestRecordsStopsAtDamage(t *testing.T) {
 		t.Fatalf("read %d records before the damage, want 8", len(got))
 	}
 }
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"":                          {},
+		"2026-11-27":                time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+		"2026-11-27T16:42:13":       time.Date(2026, 11, 27, 16, 42, 13, 0, time.UTC),
+		"2026-11-27T16:42:13.5Z":    time.Date(2026, 11, 27, 16, 42, 13, 5e8, time.UTC),
+		"2026-11-27T18:42:13+02:00": time.Date(2026, 11, 27, 16, 42, 13, 0, time.UTC),
+	} {
+		got, err := replay.ParseTime(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"yesterday", "2026-13-01", "27/11/2026"} {
+		if got, err := replay.ParseTime(in); err == nil {
+			t.Errorf("ParseTime(%q) = %v; want an error", in, got)
+		}
+	}
+}

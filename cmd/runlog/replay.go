@@ -142,10 +142,10 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOpts, error) {
 			o.rootSet = true
 		}
 	})
-	if o.filter.Since, err = replayParseTime(since); err != nil {
+	if o.filter.Since, err = replay.ParseTime(since); err != nil {
 		return nil, fmt.Errorf("--since: %w", err)
 	}
-	if o.filter.Until, err = replayParseTime(until); err != nil {
+	if o.filter.Until, err = replay.ParseTime(until); err != nil {
 		return nil, fmt.Errorf("--until: %w", err)
 	}
 	for _, k := range replaySplit(kinds) {
@@ -202,18 +202,6 @@ func replaySplit(s string) []string {
 		}
 	}
 	return out
-}
-
-func replayParseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-11-27T16:42:13Z) or a date (2026-11-27)", s)
 }
 
 // replayRecords writes the records that pass the filter, as text or JSON.
@@ -381,49 +369,42 @@ func replayRate(n uint64, d time.Duration) string {
 
 // replayVerifyAll checks every run under the root and prints a summary.
 func replayVerifyAll(ctx context.Context, o *replayOpts, w *bufio.Writer, stderr io.Writer) int {
-	ids, err := o.dir.RunIDs()
-	if err != nil {
-		fmt.Fprintf(stderr, "runlog replay: %v\n", err)
-		return 1
-	}
 	start := time.Now()
 	var records uint64
 	clean, damaged, unreadable := 0, 0, 0
-	for _, id := range ids {
-		res, viaService, err := func() (*runlogv1.VerifyResponse, bool, error) {
-			run, err := local.Open(ctx, local.RunRef(o.dir, id), local.Options{})
-			if err != nil {
-				return nil, false, err
-			}
-			defer run.Close()
-			res, err := run.Verify(ctx, o.tolerance)
-			return res, run.ThroughService(), err
-		}()
-		if err != nil {
+	err := local.VerifyAll(ctx, o.dir, o.tolerance, func(v local.Verified) error {
+		if v.Err != nil {
 			unreadable++
-			fmt.Fprintf(w, "%s: cannot verify: %v\n", id, err)
-			continue
+			fmt.Fprintf(w, "%s: cannot verify: %v\n", v.ID, v.Err)
+			return nil
 		}
+		res := v.Result
 		records += res.GetRecords()
 		for _, p := range res.GetProblems() {
-			fmt.Fprintf(w, "%s: %s\n", id, replayProblem(p))
+			fmt.Fprintf(w, "%s: %s\n", v.ID, replayProblem(p))
 		}
 		via := ""
-		if viaService {
+		if v.ThroughService {
 			via = " (through the service)"
 		}
 		if len(res.GetProblems()) == 0 {
 			clean++
-			fmt.Fprintf(w, "%s: clean, %d records%s\n", id, res.GetRecords(), via)
+			fmt.Fprintf(w, "%s: clean, %d records%s\n", v.ID, res.GetRecords(), via)
 		} else {
 			damaged++
 			fmt.Fprintf(w, "%s: %d problems in %d records, first bad seq %d, last good seq %d%s\n",
-				id, len(res.GetProblems()), res.GetRecords(), res.GetFirstBadSeq(), res.GetLastGoodSeq(), via)
+				v.ID, len(res.GetProblems()), res.GetRecords(), res.GetFirstBadSeq(), res.GetLastGoodSeq(), via)
 		}
+		return nil
+	})
+	if err != nil {
+		w.Flush()
+		fmt.Fprintf(stderr, "runlog replay: %v\n", err)
+		return 1
 	}
 	took := time.Since(start)
 	fmt.Fprintf(w, "checked %d runs, %d records in %s (%s records/s): %d clean, %d with problems, %d unreadable\n",
-		len(ids), records, replayDuration(took), replayRate(records, took), clean, damaged, unreadable)
+		clean+damaged+unreadable, records, replayDuration(took), replayRate(records, took), clean, damaged, unreadable)
 	if damaged+unreadable > 0 {
 		return 1
 	}
