@@ -176,18 +176,18 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	}
 	info := map[string]any{"pid": os.Getpid(), "tcp": lis.Addr().String()}
 	if c.http != "" {
-		ui, err := startUI(log, c.http, withMetrics(web.New(web.NewHubSource(st), web.Options{
+		ui, err := web.Serve(c.http, withMetrics(web.New(web.NewHubSource(st), web.Options{
 			Token: token, Title: "hub " + lis.Addr().String(), Logger: log, SecureCookie: c.cert != "",
-		}), metricsHandler(reg, token)), c.cert, c.key)
+		}), metricsHandler(reg, token)), web.ServeOptions{Name: "web ui", CertFile: c.cert, KeyFile: c.key, Logger: log})
 		if err != nil {
 			lis.Close()
 			return err
 		}
-		defer ui.stop()
+		defer ui.Stop()
 		// Live pages hold requests open: close them as soon as the hub
 		// stops, beside its streams.
-		context.AfterFunc(ctx, ui.stop)
-		info["http"] = ui.url
+		context.AfterFunc(ctx, ui.Stop)
+		info["http"] = ui.URL()
 	}
 	if c.portFile != "" {
 		data, err := json.Marshal(info)

@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/runlog/runlog/web"
 )
 
 // newRegistry returns a Prometheus registry holding the Go runtime and
@@ -66,7 +67,7 @@ func withMetrics(h, metrics http.Handler) http.Handler {
 
 // startMetrics serves reg at http://addr/metrics. The service's metrics
 // name its runs, so an address beyond loopback is warned about.
-func startMetrics(log *slog.Logger, addr string, reg *prometheus.Registry) (*uiServer, error) {
+func startMetrics(log *slog.Logger, addr string, reg *prometheus.Registry) (*web.Serving, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %q: want HOST:PORT: %w", addr, err)
@@ -74,12 +75,7 @@ func startMetrics(log *slog.Logger, addr string, reg *prometheus.Registry) (*uiS
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		log.Warn("metrics served beyond loopback: anyone who reaches this address sees the run ids", "addr", addr)
 	}
-	u, err := startHTTP(log, "metrics", addr, withMetrics(http.NotFoundHandler(), metricsHandler(reg, "")), "", "")
-	if err != nil {
-		return nil, err
-	}
-	u.url = strings.TrimSuffix(u.url, "/") + "/metrics"
-	return u, nil
+	return web.Serve(addr, withMetrics(http.NotFoundHandler(), metricsHandler(reg, "")), web.ServeOptions{Name: "metrics", Logger: log})
 }
 
 // newLogger returns the command's logger on w: text (the default) or JSON

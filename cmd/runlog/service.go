@@ -168,7 +168,7 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		defer ms.stop()
+		defer ms.Stop()
 	}
 	followers, closeUpstreams, err := serviceFollowers(c, log, senderErrors(reg))
 	if err != nil {

@@ -73,7 +73,7 @@ Flags:
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	h := web.New(web.NewLocalSource(dir, web.LocalOptions{}), web.Options{Title: "root " + dir.String(), Logger: log})
-	ui, err := startUI(log, *addr, h, "", "")
+	ui, err := web.Serve(*addr, h, web.ServeOptions{Name: "web ui", Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "runlog ui: %v\n", err)
 		if *addr == defaultUIAddr {
@@ -81,11 +81,11 @@ Flags:
 		}
 		return 1
 	}
-	defer ui.stop()
-	fmt.Fprintf(stdout, "runlog ui: serving %s at %s (Ctrl-C to stop)\n", dir, ui.url)
+	defer ui.Stop()
+	fmt.Fprintf(stdout, "runlog ui: serving %s at %s (Ctrl-C to stop)\n", dir, ui.URL())
 	if *openFlag {
-		if err := openBrowser(ui.url); err != nil {
-			fmt.Fprintf(stderr, "runlog ui: cannot open a browser: %v; open %s yourself\n", err, ui.url)
+		if err := openBrowser(ui.URL()); err != nil {
+			fmt.Fprintf(stderr, "runlog ui: cannot open a browser: %v; open %s yourself\n", err, ui.URL())
 		}
 	}
 	select {
