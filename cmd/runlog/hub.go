@@ -78,7 +78,7 @@ Flags:
 		return 2
 	}
 	if *migrateOnly {
-		if !isPostgresURL(*dir) {
+		if !store.IsPostgresURL(*dir) {
 			fmt.Fprintln(os.Stderr, "runlog hub: --migrate-only needs --store postgres://...")
 			return 2
 		}
@@ -106,30 +106,16 @@ type hubConfig struct {
 	dbConns                                           int
 }
 
-// hubStore is what the hub and its web UI need of a store.
-type hubStore interface {
-	web.Store
-	Path() string
-}
-
-// isPostgresURL reports whether --store names a PostgreSQL database rather
-// than a directory.
-func isPostgresURL(s string) bool {
-	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
-}
-
-func openHubStore(ctx context.Context, log *slog.Logger, c hubConfig) (hubStore, error) {
-	if isPostgresURL(c.dir) {
-		return store.OpenPostgres(ctx, c.dir, store.PostgresOptions{Logger: log, MaxConns: int32(c.dbConns)})
+// openHubStore opens --store, a directory or a PostgreSQL URL.
+func openHubStore(ctx context.Context, log *slog.Logger, c hubConfig) (store.Served, error) {
+	st, err := store.OpenURL(ctx, c.dir, store.URLOptions{
+		Bolt:     store.Options{Logger: log},
+		Postgres: store.PostgresOptions{Logger: log, MaxConns: int32(c.dbConns)},
+	})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w: is another hub running on --store %s?", err, c.dir)
 	}
-	st, err := store.Open(c.dir, store.Options{Logger: log})
-	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, fmt.Errorf("%w: is another hub running on --store %s?", err, c.dir)
-		}
-		return nil, err
-	}
-	return st, nil
+	return st, err
 }
 
 // hubMemoryLimit is the hub's soft heap limit (see runHub).
