@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -13,6 +15,25 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
+
+// ReadTokenFile returns the bearer token held in the file at path, without
+// the white space around it: the file the hub is given (--token-file) and
+// the one its clients send from. An empty path is no token (""); an empty
+// file is an error, so that a truncated file never turns auth off.
+func ReadTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
+}
 
 // bearer checks the token of every call. The unary and stream interceptors
 // share it so that the rule lives in one place.

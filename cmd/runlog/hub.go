@@ -126,12 +126,9 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	// port file): a SIGTERM right after it must still stop it cleanly.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var token string
-	if c.tokenFile != "" {
-		var err error
-		if token, err = readTokenFile(c.tokenFile); err != nil {
-			return err
-		}
+	token, err := hub.ReadTokenFile(c.tokenFile)
+	if err != nil {
+		return err
 	}
 	// The hub holds only the batches in flight and a bounded cache of
 	// runs' state: a soft limit keeps the garbage collector from letting
@@ -195,18 +192,4 @@ func runHub(log *slog.Logger, c hubConfig) error {
 	}
 	log.Info("hub stopped")
 	return nil
-}
-
-// readTokenFile returns the bearer token in path, without surrounding white
-// space.
-func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	return tok, nil
 }

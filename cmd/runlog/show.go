@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/runlog/runlog/hub"
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/sender"
@@ -38,12 +39,9 @@ func (h *hubFlags) register(fs *flag.FlagSet, urlUsage string) {
 
 // dial connects to the hub the flags name.
 func (h *hubFlags) dial() (*sender.Hub, error) {
-	var token string
-	if h.tokenFile != "" {
-		var err error
-		if token, err = readTokenFile(h.tokenFile); err != nil {
-			return nil, err
-		}
+	token, err := hub.ReadTokenFile(h.tokenFile)
+	if err != nil {
+		return nil, err
 	}
 	return sender.DialHub(h.url, sender.HubOptions{Token: token, CAFile: h.caFile, MaxBackoff: time.Second})
 }

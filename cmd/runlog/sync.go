@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runlog/runlog/hub"
 	"github.com/runlog/runlog/local"
 	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/root"
@@ -40,12 +41,9 @@ func upstreamFollowers(offline bool, upstreams []string, tokenFile string, log *
 		}
 		return nil, func() {}, nil
 	}
-	var token string
-	if tokenFile != "" {
-		var err error
-		if token, err = readTokenFile(tokenFile); err != nil {
-			return nil, nil, err
-		}
+	token, err := hub.ReadTokenFile(tokenFile)
+	if err != nil {
+		return nil, nil, err
 	}
 	targets, closeAll, err := sender.DialTargets(upstreams, sender.HubOptions{Token: token})
 	if err != nil {
@@ -147,13 +145,9 @@ Flags:
 	if c.parallel < 1 {
 		c.parallel = 1
 	}
-	if tokenFile != "" {
-		tok, err := readTokenFile(tokenFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "runlog sync: %v\n", err)
-			return 2
-		}
-		c.token = tok
+	if c.token, err = hub.ReadTokenFile(tokenFile); err != nil {
+		fmt.Fprintf(stderr, "runlog sync: %v\n", err)
+		return 2
 	}
 	if c.dir, err = root.Resolve(rootFlag); err != nil {
 		fmt.Fprintf(stderr, "runlog sync: %v\n", err)
