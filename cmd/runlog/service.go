@@ -18,6 +18,7 @@ import (
 	runlogv1 "github.com/runlog/runlog/proto/runlog/v1"
 	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/sysstats"
+	"github.com/runlog/runlog/wandbgate"
 )
 
 const serviceUsage = `Usage: runlog service [flags]
@@ -197,8 +198,11 @@ func runService(ctx context.Context, c *serviceConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serveWithWandb(ctx, svc, c.root, c.wandbListen, log)
+	return wandbgate.RunWithService(ctx, svc, wandbgate.DoorOptions{Root: c.root, TCP: c.wandbListen, Logger: log})
 }
+
+// The wandb front door stands before the service.
+var _ wandbgate.Service = (*mux.Service)(nil)
 
 // serviceFollowers builds the followers that sync runs upstream from
 // --offline, --upstream and --upstream-token-file. This is the one place

@@ -5,156 +5,24 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/runlog/runlog/client"
-	"github.com/runlog/runlog/internal/dirsync"
 	"github.com/runlog/runlog/local"
-	"github.com/runlog/runlog/mux"
 	"github.com/runlog/runlog/replay"
 	"github.com/runlog/runlog/root"
 	"github.com/runlog/runlog/wandbgate"
 )
 
-// serveWithWandb runs svc with the wandb front door on ROOT/wandb.sock and,
-// if tcpAddr is set, on that loopback TCP address too (its port written to
-// ROOT/wandb.port). The sockets listen before the service is ready, so an
-// SDK that connects early waits in the backlog; the door closes before the
-// service drains, so the runs it abandons are closed while the service
-// still takes records.
-func serveWithWandb(ctx context.Context, svc *mux.Service, root, tcpAddr string, log *slog.Logger) error {
-	path := wandbgate.SocketPath(root)
-	// The root's lock is ours: a socket file left there is a dead
-	// service's.
-	os.Remove(path)
-	os.Remove(wandbgate.PortPath(root))
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		svc.Close()
-		return fmt.Errorf("listen for wandb on %s: %w", path, err)
-	}
-	defer os.Remove(path)
-	lns := []net.Listener{ln}
-	if tcpAddr != "" {
-		tln, err := listenWandbTCP(tcpAddr)
-		if err != nil {
-			ln.Close()
-			svc.Close()
-			return err
-		}
-		lns = append(lns, tln)
-		portPath := wandbgate.PortPath(root)
-		defer os.Remove(portPath)
-		port := tln.Addr().(*net.TCPAddr).Port
-		if err := dirsync.WriteFile(portPath, []byte(fmt.Sprintf("%d\n", port))); err != nil {
-			ln.Close()
-			tln.Close()
-			svc.Close()
-			return err
-		}
-	}
-	svcCtx, stopSvc := context.WithCancel(context.Background())
-	defer stopSvc()
-	gateDone := make(chan struct{})   // closed once the service has stopped
-	gateClosed := make(chan struct{}) // closed once the door is shut
-	go func() {
-		defer close(gateClosed)
-		defer func() {
-			for _, l := range lns {
-				l.Close()
-			}
-		}()
-		select {
-		case <-svc.Ready():
-		case <-ctx.Done():
-			return
-		case <-gateDone:
-			return
-		}
-		c, err := client.Connect(ctx, client.Options{Root: root, Address: "unix://" + svc.UnixPath(), NoStart: true, Logger: log})
-		if err != nil {
-			log.Error("wandb front door: connect to the service", "err", err)
-			return
-		}
-		defer c.Close()
-		gate := wandbgate.New(c, wandbgate.Options{Logger: log})
-		served := make(chan error, len(lns))
-		for _, l := range lns {
-			go func() { served <- gate.Serve(l) }()
-		}
-		log.Info("wandb front door listening", "unix", path, "tcp", tcpAddrOf(lns))
-		select {
-		case <-ctx.Done():
-		case <-gateDone:
-		case err := <-served:
-			log.Error("wandb front door stopped", "err", err)
-			served <- nil // counted below
-		}
-		gate.Close()
-		for range lns {
-			<-served
-		}
-	}()
-	go func() {
-		select {
-		case <-ctx.Done():
-			<-gateClosed
-			stopSvc()
-		case <-gateDone:
-		}
-	}()
-	err = svc.Run(svcCtx)
-	close(gateDone)
-	<-gateClosed
-	return err
-}
-
-// listenWandbTCP listens on a loopback TCP address: the wandb protocol has
-// no authentication, so it never listens beyond this host.
-func listenWandbTCP(addr string) (net.Listener, error) {
-	hostPort := strings.TrimPrefix(addr, "tcp://")
-	host, _, err := net.SplitHostPort(hostPort)
-	if err != nil {
-		return nil, fmt.Errorf("--wandb-listen %s: want tcp://127.0.0.1:PORT: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--wandb-listen %s: the wandb protocol has no authentication; listen on a loopback address (tcp://127.0.0.1:PORT)", addr)
-	}
-	l, err := net.Listen("tcp", hostPort)
-	if err != nil {
-		return nil, fmt.Errorf("listen for wandb on %s: %w", addr, err)
-	}
-	return l, nil
-}
-
-func tcpAddrOf(lns []net.Listener) string {
-	for _, l := range lns {
-		if a, ok := l.Addr().(*net.TCPAddr); ok {
-			return a.String()
-		}
-	}
-	return ""
-}
-
 // rootPath is the root a command works in (see root.Resolve), as a path.
 func rootPath(flag string) (string, error) {
 	d, err := root.Resolve(flag)
 	return d.String(), err
-}
-
-// wandbToken is the WANDB_SERVICE value that points the wandb SDK at the
-// service of root, whose process is pid.
-func wandbToken(pid int, root string) string {
-	return fmt.Sprintf("3-%d-unix-%s", pid, wandbgate.SocketPath(root))
 }
 
 var errNoWandbService = errors.New("no runlog service is running there")
@@ -195,16 +63,15 @@ func cmdWandbEnv(args []string) int {
 		fmt.Fprintf(os.Stderr, "runlog wandb-env: started runlog service %d in %s (log: %s)\n", pid, root, filepath.Join(root, "service.log"))
 	}
 	if !*tcp {
-		fmt.Printf("WANDB_SERVICE=%s\n", wandbToken(pid, root))
+		fmt.Printf("WANDB_SERVICE=%s\n", wandbgate.ServiceEnv(pid, root, 0))
 		return 0
 	}
-	b, err := os.ReadFile(wandbgate.PortPath(root))
-	port, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || perr != nil {
+	port, err := wandbgate.ReadPort(root)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "runlog wandb-env: the service of %s (pid %d) does not serve wandb on TCP; restart it with --wandb-listen tcp://127.0.0.1:0, or leave out --tcp\n", root, pid)
 		return 1
 	}
-	fmt.Printf("WANDB_SERVICE=3-%d-tcp-localhost-%d\n", pid, port)
+	fmt.Printf("WANDB_SERVICE=%s\n", wandbgate.ServiceEnv(pid, root, port))
 	return 0
 }
 
@@ -309,7 +176,7 @@ func cmdExec(args []string) int {
 	root = c.Root()
 	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "WANDB_SERVICE="+wandbToken(c.ServicePID(), root))
+	cmd.Env = append(os.Environ(), "WANDB_SERVICE="+wandbgate.ServiceEnv(c.ServicePID(), root, 0))
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "runlog exec: %v\n", err)
 		return 127
