@@ -25,6 +25,9 @@ func rootPath(flag string) (string, error) {
 	return d.String(), err
 }
 
+// serviceLogOf is the log of a service that wandb-env started on dir.
+func serviceLogOf(dir string) string { return root.Dir(dir).ServiceLog() }
+
 var errNoWandbService = errors.New("no runlog service is running there")
 
 func cmdWandbEnv(args []string) int {
@@ -60,7 +63,7 @@ func cmdWandbEnv(args []string) int {
 			fmt.Fprintf(os.Stderr, "runlog wandb-env: start a service in %s: %v\n", root, err)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "runlog wandb-env: started runlog service %d in %s (log: %s)\n", pid, root, filepath.Join(root, "service.log"))
+		fmt.Fprintf(os.Stderr, "runlog wandb-env: started runlog service %d in %s (log: %s)\n", pid, root, serviceLogOf(root))
 	}
 	if !*tcp {
 		fmt.Printf("WANDB_SERVICE=%s\n", wandbgate.ServiceEnv(pid, root, 0))
@@ -91,22 +94,23 @@ func runningWandbService(root string) (int, error) {
 // spawnWandbService starts a service on root that outlives this process,
 // in a session of its own, and waits until it serves the wandb SDK. A
 // service another command started at the same time wins as well.
-func spawnWandbService(ctx context.Context, root string, tcp bool) (int, error) {
-	if err := os.MkdirAll(root, 0o700); err != nil {
+func spawnWandbService(ctx context.Context, dir string, tcp bool) (int, error) {
+	d := root.Dir(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return 0, err
 	}
-	logFile, err := os.OpenFile(filepath.Join(root, "service.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logFile, err := os.OpenFile(d.ServiceLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return 0, err
 	}
 	defer logFile.Close()
-	portFile := filepath.Join(root, fmt.Sprintf("wandb-env-%d.port", os.Getpid()))
+	portFile := d.PortFile(fmt.Sprintf("wandb-env-%d", os.Getpid()))
 	defer os.Remove(portFile)
-	args := []string{"service", "--root", root, "--port-file", portFile}
+	args := []string{"service", "--root", dir, "--port-file", portFile}
 	if tcp {
 		args = append(args, "--wandb-listen", "tcp://127.0.0.1:0")
 	}
@@ -124,19 +128,19 @@ func spawnWandbService(ctx context.Context, root string, tcp bool) (int, error) 
 	defer tick.Stop()
 	for {
 		if _, err := os.Stat(portFile); err == nil {
-			if pid, err := runningWandbService(root); err == nil {
+			if pid, err := runningWandbService(dir); err == nil {
 				return pid, nil
 			}
 		}
 		select {
 		case err := <-exited:
 			// Another starter won the lock: use its service.
-			if pid, rerr := runningWandbService(root); rerr == nil {
+			if pid, rerr := runningWandbService(dir); rerr == nil {
 				return pid, nil
 			}
-			return 0, fmt.Errorf("the service exited (%v); see %s", err, filepath.Join(root, "service.log"))
+			return 0, fmt.Errorf("the service exited (%v); see %s", err, d.ServiceLog())
 		case <-deadline.C:
-			return 0, fmt.Errorf("no service after 30s; see %s", filepath.Join(root, "service.log"))
+			return 0, fmt.Errorf("no service after 30s; see %s", d.ServiceLog())
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-tick.C:
