@@ -24,6 +24,12 @@
 //     exits, with the first failing exit code; a finished run cannot be
 //     joined again.
 //
+// RunWithService stands a Gate before a runlog service: on ROOT/wandb.sock
+// (SocketPath) and, optionally, on a loopback TCP port written to
+// ROOT/wandb.port (PortPath). The door opens before the service is ready
+// and closes before it drains; ServiceEnv is the WANDB_SERVICE value that
+// points the SDK at it.
+//
 // # Import and export
 //
 // Import translates a .wandb file through the same Translator, keeping
