@@ -47,15 +47,15 @@ type Options struct {
 	// Zero means 65536 records and 64 MiB.
 	WindowRecords int
 	WindowBytes   int
-	// BatchRecords and BatchBytes bound one Publish request. Zero means 2048
-	// records and 512 KiB (a single larger record still goes alone): the
+	// BatchRecords and BatchBytes bound one Publish request. Zero means 4096
+	// records and 1 MiB (a single larger record still goes alone). The
 	// service holds a few batches of every run at once (received, queued,
-	// encoded, in its log's dirty pages), so the batch size sets its
+	// encoded, in its log's dirty pages), so the batch size also sets its
 	// memory.
 	BatchRecords int
 	BatchBytes   int
 	// MaxInflight is how many batches of one run may await their ack. Zero
-	// means 4: with 2048-record batches that is 8192 records, about what the
+	// means 4: with 4096-record batches that is 16384 records, what the
 	// service queues per run besides the commit in progress. More would not
 	// go faster; it would make the service hold the shared stream until the
 	// run's queue drains, stalling the other runs' batches behind it.
@@ -93,8 +93,8 @@ func (o Options) withDefaults() Options {
 	defDur(&o.CloseTimeout, 30*time.Second)
 	def(&o.WindowRecords, 65536)
 	def(&o.WindowBytes, 64<<20)
-	def(&o.BatchRecords, 2048)
-	def(&o.BatchBytes, 512<<10)
+	def(&o.BatchRecords, 4096)
+	def(&o.BatchBytes, 1<<20)
 	def(&o.MaxInflight, 4)
 	if o.Linger == 0 {
 		o.Linger = time.Millisecond
