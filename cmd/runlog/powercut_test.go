@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,7 +72,11 @@ type cutRun struct {
 	client   string
 	acked    uint64 // highest client seq acknowledged
 	finished bool   // Finish was acknowledged
-	busy     bool   // a worker is using it
+	// finishing is set once a Finish was sent: a cut can take its ack
+	// while its exit record is already durable, so the run may be
+	// finished without the worker having heard so.
+	finishing bool
+	busy      bool // a worker is using it
 }
 
 // cutRecord is the record with client sequence cs of a run: a history row
@@ -193,6 +198,13 @@ func cutSession(ctx context.Context, c runlogv1.RunlogClient, r *cutRun, rng *ra
 		ClientPid: int64(os.Getpid()), Info: &runlogv1.RunInfo{Project: "power-cut"},
 	})
 	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.finishing && status.Code(err) == codes.FailedPrecondition && strings.Contains(status.Convert(err).Message(), "is finished") {
+			// Its Finish reached the log before the cut took the ack.
+			r.finished = true
+			return nil
+		}
 		return err
 	}
 	mu.Lock()
@@ -233,6 +245,9 @@ func cutSession(ctx context.Context, c runlogv1.RunlogClient, r *cutRun, rng *ra
 	}
 	stream.CloseSend()
 	if rng.IntN(5) == 0 {
+		mu.Lock()
+		r.finishing = true
+		mu.Unlock()
 		if _, err := c.Finish(ctx, &runlogv1.FinishRequest{RunId: r.id, ClientId: r.client, Exit: &runlogv1.Exit{}}); err != nil {
 			return err
 		}
