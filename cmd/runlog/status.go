@@ -136,7 +136,7 @@ func runStatus(w io.Writer, root root.Dir, interval time.Duration, asJSON bool) 
 		return enc.Encode(out)
 	}
 	fmt.Fprintf(w, "service pid %d, up %s, root %s\n", st.GetPid(), uptime, st.GetRoot())
-	fmt.Fprintf(w, "disk: %s free of %s\n", humanBytes(st.GetDiskFreeBytes()), humanBytes(st.GetDiskTotalBytes()))
+	fmt.Fprintf(w, "disk: %s free of %s\n", formatBytes(int64(st.GetDiskFreeBytes())), formatBytes(int64(st.GetDiskTotalBytes())))
 	fmt.Fprintf(w, "records appended: %d in %d commits\n", st.GetRecordsAppended(), st.GetCommits())
 	fmt.Fprintf(w, "open runs: %d\n", len(st.GetRuns()))
 	if len(st.GetRuns()) == 0 {
@@ -154,18 +154,4 @@ func runStatus(w io.Writer, root root.Dir, interval time.Duration, asJSON bool) 
 		}
 	}
 	return tw.Flush()
-}
-
-// humanBytes prints n in binary units.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
